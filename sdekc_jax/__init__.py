@@ -1,0 +1,1 @@
+"""SDEKC in JAX/Flax."""
