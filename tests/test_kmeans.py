@@ -1,0 +1,147 @@
+"""Tests of the JAX K-means against scikit-learn and of its invariants."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from sdekc_jax.kmeans import assign, kmeans
+
+USPS = Path(__file__).parents[1].parent / "shared/data/usps/USPS.h5"
+K = 6
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    x, _ = make_blobs(n_samples=2000, n_features=5, centers=K, cluster_std=1.5, random_state=0)
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sk_blobs(blobs):
+    return KMeans(n_clusters=K, n_init=10, random_state=0).fit(blobs)
+
+
+@pytest.fixture(scope="module")
+def ours_blobs(blobs):
+    return kmeans(jax.random.PRNGKey(0), blobs, K, n_init=10)
+
+
+def _np_inertia(x, labels, centers):
+    x, centers = np.asarray(x, np.float64), np.asarray(centers, np.float64)
+    return float(np.sum((x - centers[np.asarray(labels)]) ** 2))
+
+
+def test_blobs_match_sklearn(blobs, sk_blobs, ours_blobs):
+    res = ours_blobs
+    ratio = float(res.inertia) / sk_blobs.inertia_
+    print(f"blobs inertia ratio ours/sklearn = {ratio:.6f}")
+    assert ratio <= 1.01
+    assert adjusted_rand_score(sk_blobs.labels_, np.asarray(res.labels)) > 0.99
+    assert res.labels.shape == (2000,) and res.labels.dtype == jnp.int32
+    assert res.centers.shape == (K, 5) and res.centers.dtype == jnp.float32
+    assert res.inertia.shape == () and res.n_iter.dtype == jnp.int32
+    assert bool(res.converged) and 1 <= int(res.n_iter) < 300
+
+
+def test_invariants(blobs, ours_blobs):
+    res = ours_blobs
+    np.testing.assert_allclose(float(res.inertia), _np_inertia(blobs, res.labels, res.centers), rtol=1e-4)
+    c = np.asarray(res.centers, np.float64)
+    d = ((blobs[:, None, :].astype(np.float64) - c[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(np.asarray(res.labels), d.argmin(1))
+    labels, min_sq = assign(jnp.asarray(blobs), res.centers)
+    np.testing.assert_array_equal(np.asarray(labels), np.asarray(res.labels))
+    np.testing.assert_allclose(np.asarray(min_sq), d.min(1), rtol=1e-4, atol=1e-4)
+
+
+def test_warm_start_from_sklearn(blobs, sk_blobs):
+    init = sk_blobs.cluster_centers_.astype(np.float32)
+    res = kmeans(jax.random.PRNGKey(1), blobs, K, n_init=1, init=init)
+    assert int(res.n_iter) <= 2 and bool(res.converged)
+    np.testing.assert_allclose(float(res.inertia), sk_blobs.inertia_, rtol=1e-4)
+    assert adjusted_rand_score(sk_blobs.labels_, np.asarray(res.labels)) > 0.999
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not USPS.exists(), reason=f"USPS data not found at {USPS}")
+def test_usps_pca_matches_sklearn():
+    h5py = pytest.importorskip("h5py")
+    from sklearn.decomposition import PCA
+
+    with h5py.File(USPS, "r") as f:
+        x = np.asarray(f["train"]["data"][:3000], np.float32)
+    z = PCA(n_components=10, random_state=0).fit_transform(x).astype(np.float32)
+    sk = KMeans(n_clusters=10, n_init=10, random_state=0).fit(z)
+    res = kmeans(jax.random.PRNGKey(0), z, 10, n_init=10)
+    ratio = float(res.inertia) / sk.inertia_
+    print(f"USPS-PCA10 inertia ratio ours/sklearn = {ratio:.6f}")
+    assert ratio <= 1.01
+    np.testing.assert_allclose(float(res.inertia), _np_inertia(z, res.labels, res.centers), rtol=1e-4)
+
+
+def test_empty_clusters_are_reseeded():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(8, 1, (100, 2))]).astype(np.float32)
+    # Two centres far from all points: both would stay empty without re-seeding.
+    init = np.array([[0, 0], [8, 8], [1e3, 1e3], [-1e3, 1e3]], np.float32)
+    res = kmeans(jax.random.PRNGKey(0), x, 4, n_init=1, init=init)
+    counts = np.bincount(np.asarray(res.labels), minlength=4)
+    assert (counts > 0).all(), counts
+    assert np.abs(np.asarray(res.centers)).max() < 50
+    np.testing.assert_allclose(float(res.inertia), _np_inertia(x, res.labels, res.centers), rtol=1e-4)
+
+
+def test_determinism_jit_and_vmap(blobs):
+    x = jnp.asarray(blobs[:500])
+    key = jax.random.PRNGKey(3)
+    a = kmeans(key, x, 4, n_init=2)
+    b = kmeans(key, x, 4, n_init=2)
+    np.testing.assert_array_equal(np.asarray(a.labels), np.asarray(b.labels))
+
+    @jax.jit
+    def outer(key, x):
+        return kmeans(key, x, 4, n_init=2).inertia
+
+    np.testing.assert_allclose(float(outer(key, x)), float(a.inertia), rtol=1e-6)
+
+    keys = jax.random.split(key, 3)
+    inertias = jax.vmap(lambda k: kmeans(k, x, 4, n_init=2).inertia)(keys)
+    assert inertias.shape == (3,)
+    for k, v in zip(keys, np.asarray(inertias)):
+        np.testing.assert_allclose(v, float(kmeans(k, x, 4, n_init=2).inertia), rtol=1e-5)
+
+
+def test_inside_while_loop(blobs):
+    x = jnp.asarray(blobs[:300])
+
+    def body(carry):
+        i, key, _ = carry
+        key, sub = jax.random.split(key)
+        return i + 1, key, kmeans(sub, x, 3, n_init=1).inertia
+
+    _, _, inertia = jax.jit(lambda k: jax.lax.while_loop(lambda c: c[0] < 2, body, (0, k, jnp.float32(0))))(
+        jax.random.PRNGKey(0))
+    assert np.isfinite(float(inertia)) and float(inertia) > 0
+
+
+def test_input_validation():
+    key = jax.random.PRNGKey(0)
+    with pytest.raises(ValueError, match="2-D"):
+        kmeans(key, jnp.zeros(10), 2)
+    with pytest.raises(ValueError, match="n_clusters"):
+        kmeans(key, jnp.zeros((3, 2)), 5)
+    with pytest.raises(ValueError, match="n_clusters"):
+        kmeans(key, jnp.zeros((3, 2)), 0)
+    with pytest.raises(ValueError, match="n_init"):
+        kmeans(key, jnp.zeros((3, 2)), 2, n_init=0)
+    with pytest.raises(ValueError, match="init"):
+        kmeans(key, jnp.zeros((3, 2)), 2, init=jnp.zeros((3, 2)))
+    with pytest.raises(ValueError, match="n_clusters"):  # shape checks also fire at trace time
+        jax.jit(lambda x: kmeans(key, x, 5).inertia)(jnp.zeros((3, 2)))
