@@ -1,0 +1,148 @@
+"""scikit-learn style estimator: pretraining + Algorithm 1, composed from the pure pieces."""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from .algorithm import cluster, embed_all
+from .config import DEFAULT_SKIPS, SKIP_PRESETS
+from .kmeans import assign
+from .models import CAE, check_image_shape, encoder_params
+from .pretrain import pretrain
+
+
+def check_images(x: Any, name: str = "X") -> np.ndarray:
+    """Validate images and return them as NHWC float32.
+
+    Accepts (N, H, W) (a channel axis is added) and (N, H, W, C). uint8 input is scaled to
+    [0, 1] by 1/255; other integer types are refused (their range is unknown); float64 is cast.
+    """
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    elif not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{name} has dtype {x.dtype}; pass float images (e.g. in [0, 1]) or uint8 (scaled by 1/255)")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise ValueError(f"{name} must be images of shape (N, H, W) or (N, H, W, C); got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    x = x.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or inf ({int(np.size(x) - np.isfinite(x).sum())} values); clean the data first")
+    return x
+
+
+def resolve_skips(skip_weights: str | Sequence[float] | None) -> tuple[float, float] | None:
+    """A preset name ("swapped", "paper-text", "none"), a pair (w_enc, w_dec), or None."""
+    if isinstance(skip_weights, str):
+        if skip_weights not in SKIP_PRESETS:
+            raise ValueError(f"unknown skip preset {skip_weights!r}; choose one of {sorted(SKIP_PRESETS)} or pass (w_enc, w_dec)")
+        return SKIP_PRESETS[skip_weights]
+    if skip_weights is None:
+        return None
+    w = tuple(float(v) for v in skip_weights)
+    if len(w) != 2 or not all(np.isfinite(w)):
+        raise ValueError(f"skip_weights must be two finite numbers (w_enc, w_dec), a preset name or None; got {skip_weights!r}")
+    return w
+
+
+class SDEKC:
+    """Deep embedded K-means clustering with skip connections.
+
+    Parameters follow the paper's protocol by default (see ``config.PAPER_PROTOCOL``).
+    ``skip_weights`` is ``(w_enc, w_dec)``, a preset name or None (no skips: DEKM).
+
+    After ``fit``: ``labels_``, ``cluster_centers_`` (embedding space), ``n_iter_``,
+    ``converged_``, ``params_`` (all CAE parameters), ``history_`` (pretraining loss per epoch and,
+    per clustering iteration, the number of changed labels, the K-means loss and the greedy loss),
+    ``timings_`` (seconds for pretraining and clustering).
+    """
+
+    def __init__(self, n_clusters: int, *, skip_weights: str | Sequence[float] | None = DEFAULT_SKIPS,
+                 embedding_dim: int | None = None, pretrain_epochs: int = 200, batch_size: int = 256,
+                 learning_rate: float = 1e-3, max_iters: int = 1000, steps_per_iter: int = 40, tol: float = 0.001,
+                 kmeans_n_init: int = 10, seed: int = 0, verbose: bool = True):
+        self.n_clusters = n_clusters
+        self.skip_weights = skip_weights
+        self.embedding_dim = embedding_dim
+        self.pretrain_epochs = pretrain_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.max_iters = max_iters
+        self.steps_per_iter = steps_per_iter
+        self.tol = tol
+        self.kmeans_n_init = kmeans_n_init
+        self.seed = seed
+        self.verbose = verbose
+
+    def _check_params(self, n: int) -> None:
+        k = self.n_clusters
+        if not isinstance(k, (int, np.integer)) or not 2 <= k <= n:
+            raise ValueError(f"n_clusters must be an integer in [2, n_samples={n}], got {k!r}")
+        for name in ("pretrain_epochs", "steps_per_iter"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        for name in ("batch_size", "max_iters", "kmeans_n_init"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if not 0 <= self.tol < 1:
+            raise ValueError(f"tol is a fraction of points in [0, 1), got {self.tol!r}")
+
+    def _model(self, image_shape) -> CAE:
+        return CAE(tuple(image_shape), self.embedding_dim or self.n_clusters, skip_weights=resolve_skips(self.skip_weights))
+
+    def fit(self, X, y=None) -> "SDEKC":
+        x = check_images(X)
+        self._check_params(x.shape[0])
+        check_image_shape(x.shape[1:])
+        model = self._model(x.shape[1:])
+        init_key, pre_key, cl_key, _ = jax.random.split(jax.random.key(self.seed), 4)
+        params = model.init(init_key, x[:1])["params"]
+        t0 = time.perf_counter()
+        params, pre_loss = pretrain(model, params, x, pre_key, epochs=self.pretrain_epochs, batch_size=self.batch_size,
+                                    learning_rate=self.learning_rate, verbose=self.verbose)
+        t1 = time.perf_counter()
+        res = cluster(self._embed_fn(model), encoder_params(params), x, self.n_clusters, cl_key,
+                      max_iters=self.max_iters, steps_per_iter=self.steps_per_iter, batch_size=self.batch_size,
+                      learning_rate=self.learning_rate, tol=self.tol, kmeans_n_init=self.kmeans_n_init,
+                      verbose=self.verbose)
+        t2 = time.perf_counter()
+        self.model_ = model
+        self.params_ = {**params, **res.params}
+        self.labels_ = res.labels
+        self.cluster_centers_ = res.centers
+        self.n_iter_ = res.n_iter
+        self.converged_ = res.converged
+        self.history_ = {"pretrain_loss": pre_loss, **res.history}
+        self.timings_ = {"pretrain": t1 - t0, "cluster": t2 - t1}
+        return self
+
+    @staticmethod
+    def _embed_fn(model: CAE):
+        return lambda p, xb: model.apply({"params": p}, xb, method=CAE.embed)
+
+    def _check_fitted(self):
+        if not hasattr(self, "params_"):
+            raise RuntimeError("this SDEKC instance is not fitted yet; call fit(X) first")
+
+    def transform(self, X) -> np.ndarray:
+        """The embedding z of each image (n, embedding_dim)."""
+        self._check_fitted()
+        x = check_images(X)
+        if x.shape[1:] != tuple(self.model_.image_shape):
+            raise ValueError(f"X has images of shape {x.shape[1:]}, the model was fitted on {tuple(self.model_.image_shape)}")
+        return np.asarray(embed_all(self._embed_fn(self.model_), encoder_params(self.params_), jax.numpy.asarray(x)))
+
+    def predict(self, X) -> np.ndarray:
+        """Nearest cluster centre in the embedding space."""
+        return np.asarray(assign(jax.numpy.asarray(self.transform(X)), jax.numpy.asarray(self.cluster_centers_))[0])
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        return self.fit(X).labels_

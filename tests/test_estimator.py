@@ -1,0 +1,89 @@
+"""The scikit-learn style estimator: input validation, attributes, determinism."""
+import numpy as np
+import pytest
+
+from sdekc_jax.estimator import SDEKC, check_images, resolve_skips
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    rng = np.random.default_rng(0)
+    protos = rng.uniform(size=(3, 16, 16))
+    y = rng.integers(0, 3, 120)
+    x = np.clip(protos[y] + 0.1 * rng.normal(size=(120, 16, 16)), 0, 1).astype(np.float32)
+    return x, y
+
+
+def fit(x, **kw):
+    kw = {"pretrain_epochs": 2, "max_iters": 3, "batch_size": 32, "steps_per_iter": 4, "verbose": False, **kw}
+    return SDEKC(3, **kw).fit(x)
+
+
+def test_fit_attributes_and_determinism(tiny):
+    x, _ = tiny
+    a = fit(x)
+    assert a.labels_.shape == (120,) and a.labels_.dtype.kind == "i"
+    assert set(np.unique(a.labels_)) <= {0, 1, 2}
+    assert a.cluster_centers_.shape == (3, 3)
+    assert 1 <= a.n_iter_ <= 3 and len(a.history_["n_changed"]) == a.n_iter_
+    assert len(a.history_["pretrain_loss"]) == 2
+    z = a.transform(x)
+    assert z.shape == (120, 3)
+    # labels are the nearest centres of the returned embedding
+    np.testing.assert_array_equal(a.predict(x), a.labels_)
+    b = fit(x)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_array_equal(z, b.transform(x))
+    c = fit(x, seed=1)
+    assert not np.array_equal(a.transform(x), c.transform(x))
+
+
+def test_decoder_untouched_by_clustering(tiny):
+    x, _ = tiny
+    a = fit(x, max_iters=2)
+    b = fit(x, max_iters=1, steps_per_iter=0)  # same pretraining, no clustering steps
+    for k in a.params_:
+        same = all(np.array_equal(a.params_[k][p], b.params_[k][p]) for p in a.params_[k])
+        assert same == k.startswith("dec_"), k
+
+
+def test_channel_axis_and_uint8(tiny):
+    x, _ = tiny
+    assert check_images(x).shape == (120, 16, 16, 1)
+    u8 = (x * 255).astype(np.uint8)
+    np.testing.assert_allclose(check_images(u8)[..., 0], (x * 255).astype(np.uint8) / 255.0, atol=1e-6)
+    assert check_images(x.astype(np.float64)).dtype == np.float32
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.full((10, 16, 16), np.nan, np.float32), "NaN or inf"),
+    (np.zeros((10, 256), np.float32), "shape"),
+    (np.zeros((2, 10, 16, 16, 1), np.float32), "shape"),
+    (np.zeros((10, 16, 16), np.int64), "dtype"),
+])
+def test_bad_images(bad, match):
+    with pytest.raises(ValueError, match=match):
+        check_images(bad)
+
+
+def test_bad_parameters(tiny):
+    x, _ = tiny
+    with pytest.raises(ValueError, match="n_clusters"):
+        SDEKC(1).fit(x)
+    with pytest.raises(ValueError, match="n_clusters"):
+        SDEKC(500).fit(x)
+    with pytest.raises(ValueError, match="not supported"):
+        SDEKC(3).fit(np.zeros((10, 18, 18), np.float32))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        SDEKC(3).transform(x)
+
+
+def test_skip_presets():
+    assert resolve_skips("swapped") == (0.001, 0.999)
+    assert resolve_skips("paper-text") == (0.999, 0.001)
+    assert resolve_skips("none") is None and resolve_skips(None) is None
+    assert resolve_skips([0.2, 0.8]) == (0.2, 0.8)
+    with pytest.raises(ValueError, match="unknown skip preset"):
+        resolve_skips("both")
+    with pytest.raises(ValueError, match="finite"):
+        resolve_skips((float("nan"), 1.0))
