@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from .algorithm import cluster, embed_all
-from .config import DEFAULT_SKIPS, SKIP_PRESETS
+from .config import SKIP_PRESETS
 from .kmeans import assign
 from .models import CAE, check_image_shape, encoder_params
 from .pretrain import pretrain
@@ -63,7 +63,7 @@ class SDEKC:
     ``timings_`` (seconds for pretraining and clustering).
     """
 
-    def __init__(self, n_clusters: int, *, skip_weights: str | Sequence[float] | None = DEFAULT_SKIPS,
+    def __init__(self, n_clusters: int, *, skip_weights: str | Sequence[float] | None = (0.001, 0.999),
                  embedding_dim: int | None = None, pretrain_epochs: int = 200, batch_size: int = 256,
                  learning_rate: float = 1e-3, max_iters: int = 1000, steps_per_iter: int = 40, tol: float = 0.001,
                  kmeans_n_init: int = 10, seed: int = 0, verbose: bool = True):
