@@ -67,10 +67,12 @@ def init_cluster_state(params: Any, x: jax.Array, n_clusters: int, key: jax.Arra
 
 
 def make_chunk_fn(embed_fn: EmbedFn, tx: optax.GradientTransformation, *, n_clusters: int, steps_per_iter: int,
-                  batch_size: int, tol: float, kmeans_n_init: int, chunk_size: int) -> Callable:
-    """``chunk(state, x) -> (state, history)``: up to ``chunk_size`` clustering iterations, jitted.
+                  tol: float, kmeans_n_init: int, chunk_size: int) -> Callable:
+    """``chunk(state, x, plan, max_iters) -> (state, records)``: up to ``chunk_size`` clustering
+    iterations, jitted. ``plan`` is the mini-batch plan ``(indices, mask)`` of :func:`batch_plan`.
 
-    Iterations after convergence are skipped (``done`` stays True and the state is unchanged).
+    Iterations after convergence or past ``max_iters`` are skipped (the state is unchanged and
+    their record has ``ran=False``), so the iterations that ran come first in ``records``.
     """
 
     def greedy_loss(params, xb, target_b, mask, v):
@@ -157,8 +159,8 @@ def cluster(
     plan = batch_plan(plan_key, x.shape[0], batch_size)
     embed_dim = jax.eval_shape(embed_fn, params, x[:1]).shape[-1]
     state = init_cluster_state(jax.tree.map(jnp.array, params), x, n_clusters, loop_key, tx, embed_dim)
-    chunk_fn = make_chunk_fn(embed_fn, tx, n_clusters=n_clusters, steps_per_iter=steps_per_iter,
-                             batch_size=batch_size, tol=tol, kmeans_n_init=kmeans_n_init, chunk_size=chunk_size)
+    chunk_fn = make_chunk_fn(embed_fn, tx, n_clusters=n_clusters, steps_per_iter=steps_per_iter, tol=tol,
+                             kmeans_n_init=kmeans_n_init, chunk_size=chunk_size)
     records = []
     bar = progress(total=max_iters, desc="cluster", unit="it", disable=not verbose)
     n_iter = 0
