@@ -53,7 +53,7 @@ def _table(dataset: str, method: str, runs: list[dict], mean: dict, std: dict) -
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .data import DATASETS, load_dataset
+    from .data import load_dataset
     from .estimator import SDEKC
     from .io import atomic_write_json
     from .metrics import evaluate

@@ -35,10 +35,15 @@ def third_conv_padding(height: int, width: int) -> str:
     return "SAME" if height % 8 == 0 and width % 8 == 0 else "VALID"
 
 
+def conv_paddings(height: int, width: int, n_layers: int) -> list[str]:
+    """Paddings of the encoder convolutions (the decoder mirrors them)."""
+    return ["SAME"] * (n_layers - 1) + [third_conv_padding(height, width)]
+
+
 def feature_shapes(image_shape: Sequence[int], filters: Sequence[int], kernels: Sequence[int]) -> list[tuple[int, int, int]]:
     """Shapes (H, W, C) of the encoder feature maps for an input of ``image_shape`` (H, W, C)."""
     h, w = int(image_shape[0]), int(image_shape[1])
-    pads = ["SAME"] * (len(filters) - 1) + [third_conv_padding(h, w)]
+    pads = conv_paddings(h, w, len(filters))
     shapes = []
     for f, k, p in zip(filters, kernels, pads):
         h, w = conv_out_size(h, k, 2, p), conv_out_size(w, k, 2, p)
@@ -53,7 +58,7 @@ def check_image_shape(image_shape: Sequence[int], filters: Sequence[int] = (32, 
     if len(image_shape) != 3:
         raise ValueError(f"image_shape must be (H, W, C), got {tuple(image_shape)}")
     h, w, _ = image_shape
-    pads = ["SAME"] * (len(filters) - 1) + [third_conv_padding(h, w)]
+    pads = conv_paddings(h, w, len(filters))
     shapes = [(h, w)] + [s[:2] for s in feature_shapes(image_shape, filters, kernels)]
     for i in reversed(range(len(filters))):
         up = tuple(conv_up_out_size(s, kernels[i], 2, pads[i]) for s in shapes[i + 1])
@@ -95,7 +100,7 @@ class CAE(nn.Module):
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
         check_image_shape(self.image_shape, self.filters, self.kernels)
         h, w, c = self.image_shape
-        pads = ["SAME"] * (len(self.filters) - 1) + [third_conv_padding(h, w)]
+        pads = conv_paddings(h, w, len(self.filters))
         self._last_shape = feature_shapes(self.image_shape, self.filters, self.kernels)[-1]
         xavier = nn.initializers.xavier_uniform()
         self.enc_convs = [

@@ -1,5 +1,4 @@
 """Orthogonal transform (Eqs. 7-9) and greedy target (Eq. 14) invariants."""
-import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.cluster import KMeans
