@@ -23,7 +23,7 @@ from sdekc_jax.data import load_dataset
 from sdekc_jax.io import atomic_write_json
 from sdekc_jax.kmeans import kmeans
 from sdekc_jax.metrics import evaluate
-from sdekc_jax.models import CAE, encoder_params
+from sdekc_jax.models import CAE, embed_fn, encoder_params
 from sdekc_jax.pretrain import pretrain
 
 
@@ -61,9 +61,8 @@ def main():
         t0 = time.time()
         params, _ = pretrain(model, params, x, pre_key, epochs=args.epochs, callback=on_epoch)
         t_pre = time.time() - t0
-        embed = lambda p, xb: model.apply({"params": p}, xb, method=CAE.embed)
         t0 = time.time()
-        res = cluster(embed, encoder_params(params), x, k, cl_key, max_iters=args.max_iters)
+        res = cluster(embed_fn(model), encoder_params(params), x, k, cl_key, max_iters=args.max_iters)
         t_cl = time.time() - t0
         final = evaluate(y, res.labels)
         print(f"[{reading}] SDEKC: {final} n_iter={res.n_iter} converged={res.converged}", flush=True)

@@ -9,9 +9,9 @@ from .data import DATASETS, load_dataset
 from .estimator import SDEKC
 from .kmeans import KMeansResult, kmeans
 from .metrics import ari, cluster_acc, evaluate, nmi
-from .models import CAE, encoder_params
+from .models import CAE, embed_fn, encoder_params
 from .pretrain import pretrain
 
 __version__ = "0.1.0"
 __all__ = ["CAE", "ClusterResult", "DATASETS", "KMeansResult", "SDEKC", "ari", "cluster", "cluster_acc",
-           "embed_all", "encoder_params", "evaluate", "kmeans", "load_dataset", "nmi", "pretrain"]
+           "embed_all", "embed_fn", "encoder_params", "evaluate", "kmeans", "load_dataset", "nmi", "pretrain"]

@@ -10,7 +10,7 @@ import numpy as np
 from .algorithm import cluster, embed_all
 from .config import SKIP_PRESETS
 from .kmeans import assign
-from .models import CAE, check_image_shape, encoder_params
+from .models import CAE, check_image_shape, embed_fn, encoder_params
 from .pretrain import pretrain
 
 
@@ -109,7 +109,7 @@ class SDEKC:
         params, pre_loss = pretrain(model, params, x, pre_key, epochs=self.pretrain_epochs, batch_size=self.batch_size,
                                     learning_rate=self.learning_rate, verbose=self.verbose)
         t1 = time.perf_counter()
-        res = cluster(self._embed_fn(model), encoder_params(params), x, self.n_clusters, cl_key,
+        res = cluster(embed_fn(model), encoder_params(params), x, self.n_clusters, cl_key,
                       max_iters=self.max_iters, steps_per_iter=self.steps_per_iter, batch_size=self.batch_size,
                       learning_rate=self.learning_rate, tol=self.tol, kmeans_n_init=self.kmeans_n_init,
                       verbose=self.verbose)
@@ -124,10 +124,6 @@ class SDEKC:
         self.timings_ = {"pretrain": t1 - t0, "cluster": t2 - t1}
         return self
 
-    @staticmethod
-    def _embed_fn(model: CAE):
-        return lambda p, xb: model.apply({"params": p}, xb, method=CAE.embed)
-
     def _check_fitted(self):
         if not hasattr(self, "params_"):
             raise RuntimeError("this SDEKC instance is not fitted yet; call fit(X) first")
@@ -138,7 +134,7 @@ class SDEKC:
         x = check_images(X)
         if x.shape[1:] != tuple(self.model_.image_shape):
             raise ValueError(f"X has images of shape {x.shape[1:]}, the model was fitted on {tuple(self.model_.image_shape)}")
-        return np.asarray(embed_all(self._embed_fn(self.model_), encoder_params(self.params_), jax.numpy.asarray(x)))
+        return np.asarray(embed_all(embed_fn(self.model_), encoder_params(self.params_), jax.numpy.asarray(x)))
 
     def predict(self, X) -> np.ndarray:
         """Nearest cluster centre in the embedding space."""

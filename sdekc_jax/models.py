@@ -158,3 +158,8 @@ class CAE(nn.Module):
 def encoder_params(params: dict) -> dict:
     """The encoder part of CAE parameters (all but the ``dec_*`` entries): what Algorithm 1 trains."""
     return {k: v for k, v in params.items() if not k.startswith("dec_")}
+
+
+def embed_fn(model: CAE):
+    """``(encoder_params, x) -> z`` for ``model``: the embedding function Algorithm 1 trains."""
+    return lambda params, x: model.apply({"params": params}, x, method=CAE.embed)

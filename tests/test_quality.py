@@ -12,7 +12,7 @@ from sdekc_jax.algorithm import cluster
 from sdekc_jax.data import load_dataset
 from sdekc_jax.kmeans import kmeans
 from sdekc_jax.metrics import evaluate
-from sdekc_jax.models import CAE, encoder_params
+from sdekc_jax.models import CAE, embed_fn, encoder_params
 from sdekc_jax.pretrain import pretrain
 
 pytestmark = pytest.mark.slow
@@ -30,9 +30,8 @@ def test_sdekc_quality_floor_usps(usps):
     params = model.init(init_key, x[:1])["params"]
     params, losses = pretrain(model, params, x, pre_key, epochs=10, verbose=False)
     assert losses[-1] < 0.5 * losses[0]
-    embed = lambda p, xb: model.apply({"params": p}, xb, method=CAE.embed)
     before = evaluate(y, np.asarray(kmeans(km_key, model.apply({"params": params}, x, method=CAE.embed), 10).labels))
-    res = cluster(embed, encoder_params(params), x, 10, cl_key, max_iters=30, verbose=False)
+    res = cluster(embed_fn(model), encoder_params(params), x, 10, cl_key, max_iters=30, verbose=False)
     after = evaluate(y, res.labels)
     # measured: K-means after pretraining ACC 0.678 / NMI 0.630; after 30 iterations ACC 0.733 / NMI 0.741
     assert before["acc"] > 0.55 and before["nmi"] > 0.55, before
