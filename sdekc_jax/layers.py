@@ -133,9 +133,126 @@ def conv_up_subpixel(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: i
     return y[:, :oh, :ow] + bias
 
 
+# --- Gather / overlap-add pairs: every pass of every layer is a gather plus one product --------
+# The im2col / sub-pixel forms above gather in the forward pass, so their backward passes scatter
+# (the transpose of a strided slice is a pad; 25 of them are summed per layer), which XLA:CPU
+# runs slowly. `window_gather` and `overlap_add` are each other's transpose; with a custom VJP,
+# each one's backward pass is the other, so a strided convolution is gather + product in the
+# forward pass and product + overlap-add in the backward pass, a transposed convolution the other
+# way round, and nothing scatters.
+
+
+def _window_gather(x, kh, kw, s, c0h, c0w, h, w):
+    """``out[n, i, j, a, b, c] = x[n, s*i + a + c0h, s*j + b + c0w, c]`` (zero outside ``x``)."""
+    n, H, W, c = x.shape
+    bh, bw = max(0, -c0h), max(0, -c0w)
+    ah = max(0, s * (h - 1) + kh - 1 + c0h - (H - 1))
+    aw = max(0, s * (w - 1) + kw - 1 + c0w - (W - 1))
+    xp = jnp.pad(x, ((0, 0), (bh, ah), (bw, aw), (0, 0)))
+    sh, sw = c0h + bh, c0w + bw
+    span_h, span_w = s * (h - 1) + 1, s * (w - 1) + 1
+    cols = [xp[:, sh + a:sh + a + span_h:s, sw + b:sw + b + span_w:s, :] for a in range(kh) for b in range(kw)]
+    return jnp.stack(cols, axis=3).reshape(n, h, w, kh, kw, c)
+
+
+def _phase_taps(k: int, s: int, c0: int, size: int, out: int):
+    """Output ``o = s*q + r`` receives ``p[q + d, a]`` for the ``(a, d)`` of phase ``r``."""
+    n_q = -(-out // s)
+    phases = [[(a, (r - a - c0) // s) for a in range(k) if (r - a - c0) % s == 0] for r in range(s)]
+    ds = [d for ph in phases for _, d in ph] or [0]
+    return n_q, max(0, -min(ds)), max(0, n_q - 1 + max(ds) - (size - 1)), phases
+
+
+def _overlap_add(p, s, c0h, c0w, H, W):
+    """``y[n, o, o', c] = sum of p[n, i, j, a, b, c] over s*i + a + c0h = o, s*j + b + c0w = o'``,
+    computed per output phase as sums of shifted slices (no scatter), then depth-to-space."""
+    n, h, w, kh, kw, c = p.shape
+    qh, bh, ah, ph = _phase_taps(kh, s, c0h, h, H)
+    qw, bw, aw, pw = _phase_taps(kw, s, c0w, w, W)
+    pp = jnp.pad(p, ((0, 0), (bh, ah), (bw, aw), (0, 0), (0, 0), (0, 0)))
+    rows = []
+    for rh in range(s):
+        row = []
+        for rw in range(s):
+            acc = jnp.zeros((n, qh, qw, c), p.dtype)
+            for a, dh in ph[rh]:
+                for b, dw in pw[rw]:
+                    acc = acc + pp[:, dh + bh:dh + bh + qh, dw + bw:dw + bw + qw, a, b, :]
+            row.append(acc)
+        rows.append(jnp.stack(row, axis=3))
+    return jnp.stack(rows, axis=2).reshape(n, qh * s, qw * s, c)[:, :H, :W]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4, 5, 6, 7))
+def window_gather(x, kh, kw, s, c0h, c0w, h, w):
+    """Strided windows of ``x`` as ``(n, h, w, kh, kw, c)``; its VJP is :func:`overlap_add`."""
+    return _window_gather(x, kh, kw, s, c0h, c0w, h, w)
+
+
+def _window_gather_fwd(x, kh, kw, s, c0h, c0w, h, w):
+    return _window_gather(x, kh, kw, s, c0h, c0w, h, w), x.shape[1:3]
+
+
+def _window_gather_bwd(kh, kw, s, c0h, c0w, h, w, size, g):
+    return (overlap_add(g, s, c0h, c0w, size[0], size[1]),)
+
+
+window_gather.defvjp(_window_gather_fwd, _window_gather_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4, 5))
+def overlap_add(p, s, c0h, c0w, H, W):
+    """Sum of windows ``p`` (n, h, w, kh, kw, c) placed at stride ``s`` into (n, H, W, c); the
+    transpose of :func:`window_gather`, which is its VJP."""
+    return _overlap_add(p, s, c0h, c0w, H, W)
+
+
+def _overlap_add_fwd(p, s, c0h, c0w, H, W):
+    return _overlap_add(p, s, c0h, c0w, H, W), p.shape[1:5]
+
+
+def _overlap_add_bwd(s, c0h, c0w, H, W, shape, g):
+    h, w, kh, kw = shape
+    return (window_gather(g, kh, kw, s, c0h, c0w, h, w),)
+
+
+overlap_add.defvjp(_overlap_add_fwd, _overlap_add_bwd)
+
+
+def conv_down_gather(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, padding: Padding) -> jax.Array:
+    """Strided convolution as :func:`window_gather` + one product (backward: product +
+    :func:`overlap_add`); equal to :func:`conv_down_lax`."""
+    kh, kw, cin, cout = kernel.shape
+    n, H, W, _ = x.shape
+    if padding == "SAME":
+        ph, pw = _same_pads(H, kh, stride)[0], _same_pads(W, kw, stride)[0]
+    elif padding == "VALID":
+        ph = pw = 0
+    else:
+        raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+    oh, ow = conv_out_size(H, kh, stride, padding), conv_out_size(W, kw, stride, padding)
+    p = window_gather(x, kh, kw, stride, -ph, -pw, oh, ow)
+    y = jnp.dot(p.reshape(-1, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
+    return y.reshape(n, oh, ow, cout) + bias
+
+
+def conv_up_overlap(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, padding: Padding) -> jax.Array:
+    """Strided transposed convolution as one product to ``k*k*C`` per input pixel +
+    :func:`overlap_add` (backward: :func:`window_gather` + products); equal to :func:`conv_up_lax`."""
+    kh, kw, cin, cout = kernel.shape
+    n, h, w, _ = x.shape
+    pah, pbh = _transpose_padding(kh, stride, padding)
+    paw, pbw = _transpose_padding(kw, stride, padding)
+    oh, ow = (h - 1) * stride + 1 + pah + pbh - kh + 1, (w - 1) * stride + 1 + paw + pbw - kw + 1
+    # lax.conv_transpose: o = s*i + pa - a; with the taps reversed (a' = k-1-a), o = s*i + a' + pa-k+1.
+    kf = kernel[::-1, ::-1].transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
+    p = jnp.dot(x.reshape(-1, cin), kf).reshape(n, h, w, kh, kw, cout)
+    return overlap_add(p, stride, pah - kh + 1, paw - kw + 1, oh, ow) + bias
+
+
 # The implementations the models use by default.
-conv_down = conv_down_im2col
-conv_up = conv_up_subpixel
+conv_down = conv_down_gather
+conv_up = conv_up_overlap
 
 
 def conv_out_size(size: int, kernel: int, stride: int, padding: Padding) -> int:
