@@ -1,6 +1,7 @@
 """Tests of the JAX K-means against scikit-learn and of its invariants."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import jax
@@ -12,6 +13,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from sdekc_jax.kmeans import assign, kmeans
+
+km = importlib.import_module("sdekc_jax.kmeans")  # the module (the package exports a function of that name)
 
 USPS = Path(__file__).parents[1].parent / "shared/data/usps/USPS.h5"
 K = 6
@@ -145,3 +148,109 @@ def test_input_validation():
         kmeans(key, jnp.zeros((3, 2)), 2, init=jnp.zeros((3, 2)))
     with pytest.raises(ValueError, match="n_clusters"):  # shape checks also fire at trace time
         jax.jit(lambda x: kmeans(key, x, 5).inertia)(jnp.zeros((3, 2)))
+
+
+def _int_data(n=600, d=4, k=5, seed=0):
+    """Integer-valued points: every squared norm and dot product is exact in float32, so results
+    cannot depend on summation order (e.g. on how many restarts a matmul batches)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(-20, 21, (k, d))
+    return (centres[rng.integers(0, k, n)] + rng.integers(-4, 5, (n, d))).astype(np.float32)
+
+
+def test_batched_seeding_equals_one_at_a_time():
+    from jax import lax
+
+    x = jnp.asarray(_int_data())
+    n = x.shape[0]
+    k, r = 5, 6
+    bits = jax.random.bits(jax.random.PRNGKey(0), (r, 1 + (k - 1) * km._n_trials(k)), jnp.uint32)
+    nb, m = km._block_shape(n)
+    xtp = jnp.pad(x.T, ((0, 0), (0, nb * m - n)))
+    xtp_sq = jnp.sum(xtp * xtp, axis=0)
+    one = jax.jit(lambda b: km._kmeans_plusplus(b, x, xtp, xtp_sq, k))
+    alone = np.stack([np.asarray(one(b)) for b in bits])
+    for group in (2, 3, 6):
+        batched = jax.jit(lambda bits, g=group: lax.map(lambda b: km._kmeans_plusplus(b, x, xtp, xtp_sq, k), bits,
+                                                        batch_size=g))(bits)
+        np.testing.assert_array_equal(np.asarray(batched), alone)
+    # Seeds are data points, pairwise distinct (k-means++ never re-picks a chosen point).
+    xs = {tuple(p) for p in np.asarray(x)}
+    for c in alone:
+        assert all(tuple(p) in xs for p in c) and len({tuple(p) for p in c}) == k
+
+
+def test_restarts_equal_best_single_run():
+    """n_init restarts = the best of the same seeds run one at a time as warm starts."""
+    x = jnp.asarray(_int_data(seed=1))
+    n = x.shape[0]
+    k, r = 5, 4
+    key = jax.random.PRNGKey(7)
+    res = kmeans(key, x, k, n_init=r)
+    # The seeds kmeans draws internally (one batch of random bits for all restarts).
+    bits = jax.random.bits(key, (r, 1 + (k - 1) * km._n_trials(k)), jnp.uint32)
+    nb, m = km._block_shape(n)
+    xtp = jnp.pad(x.T, ((0, 0), (0, nb * m - n)))
+    seed = jax.jit(lambda b: km._kmeans_plusplus(b, x, xtp, jnp.sum(xtp * xtp, axis=0), k))
+    singles = [kmeans(key, x, k, n_init=1, init=seed(b)) for b in bits]
+    best = singles[int(np.argmin([float(s.inertia) for s in singles]))]
+    np.testing.assert_array_equal(np.asarray(res.labels), np.asarray(best.labels))
+    np.testing.assert_array_equal(np.asarray(res.centers), np.asarray(best.centers))
+    assert float(res.inertia) == float(best.inertia) and int(res.n_iter) == int(best.n_iter)
+
+
+def test_assignment_paths_agree():
+    """Fused (k*d small) and matmul assignment, incremental scatter and one-hot cluster sums agree."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(500, 6)).astype(np.float32))
+    c = jnp.asarray(rng.normal(size=(7, 6)).astype(np.float32))
+    d64 = ((np.asarray(x, np.float64)[:, None] - np.asarray(c, np.float64)[None]) ** 2).sum(-1)
+    fused = jax.jit(km._labels)(x.T, c)
+    old = km._FUSED_MAX
+    try:
+        km._FUSED_MAX = 0
+        matmul = jax.jit(km._labels)(x.T, c)
+        labels_mm, min_mm = jax.jit(km._assign)(x, x.T, c)
+    finally:
+        km._FUSED_MAX = old
+    labels, min_sq = assign(x, c)
+    for lab in (fused, matmul, labels, labels_mm):
+        np.testing.assert_array_equal(np.asarray(lab), d64.argmin(1))
+    for m in (min_sq, min_mm):
+        np.testing.assert_allclose(np.asarray(m), d64.min(1), rtol=1e-5, atol=1e-5)
+
+    # Cluster sums: the CPU's incremental scatter and the one-hot matmul, over a few label changes.
+    xw = jnp.concatenate([x, jnp.ones((500, 1))], axis=1)
+    upd_s, upd_o = jax.jit(km._update_scatter, static_argnums=4), jax.jit(km._update_onehot, static_argnums=4)
+    old = jnp.full((500,), 7, jnp.int32)  # "no cluster yet"
+    sc_s = sc_o = jnp.zeros((7, 7))
+    for new in (labels, labels.at[:40].set(3), labels.at[:40].set(3), labels):
+        (sc_s, same_s), (sc_o, same_o) = upd_s(xw, new, old, sc_s, 7), upd_o(xw, new, old, sc_o, 7)
+        expected = np.stack([np.asarray(xw)[np.asarray(new) == j].sum(0) for j in range(7)])
+        np.testing.assert_allclose(np.asarray(sc_s), expected, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(np.asarray(sc_o), expected, rtol=1e-5, atol=1e-4)
+        assert bool(same_s) == bool(same_o) == bool(np.array_equal(np.asarray(new), np.asarray(old)))
+        old = new
+
+
+def test_large_k_times_d_matches_sklearn():
+    """k * d above the fused-assignment limit (matmul path) and a single cluster."""
+    x, _ = make_blobs(n_samples=800, n_features=20, centers=15, cluster_std=1.0, random_state=1)
+    x = x.astype(np.float32)
+    sk = KMeans(n_clusters=15, n_init=3, random_state=0).fit(x)
+    res = kmeans(jax.random.PRNGKey(0), x, 15, n_init=3)
+    assert float(res.inertia) / sk.inertia_ <= 1.01
+    np.testing.assert_allclose(float(res.inertia), _np_inertia(x, res.labels, res.centers), rtol=1e-4)
+    one = kmeans(jax.random.PRNGKey(0), x[:50, :3], 1, n_init=2)
+    np.testing.assert_allclose(np.asarray(one.centers[0]), x[:50, :3].mean(0), rtol=1e-5, atol=1e-5)
+    assert (np.asarray(one.labels) == 0).all() and bool(one.converged)
+
+
+def test_strict_convergence_is_a_fixed_point(blobs):
+    """With tol < 0 only strict convergence (labels unchanged) can stop Lloyd: the result is then
+    a fixed point, each centre the mean of its points."""
+    res = kmeans(jax.random.PRNGKey(5), blobs, K, n_init=2, tol=-1.0)
+    assert bool(res.converged) and int(res.n_iter) < 300
+    labels = np.asarray(res.labels)
+    means = np.stack([blobs[labels == j].mean(0) for j in range(K)])
+    np.testing.assert_allclose(np.asarray(res.centers), means, rtol=1e-5, atol=1e-5)

@@ -15,7 +15,6 @@ temporaries per point, and the process's peak resident memory. An (n, k, d) tens
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 
@@ -24,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from _common import write_json
 from sdekc_jax.algorithm import init_cluster_state, make_chunk_fn
 from sdekc_jax.pretrain import batch_plan
 
@@ -86,9 +86,7 @@ def main(argv=None):
         print(f"| {n:,} | {r['s_per_iter']:.3f} | {r['s_per_iter'] / n * 1e4:.4f} | {r['xla_total_mb']:.1f} | "
               f"{r['xla_temp_bytes_per_point']:.0f} | {r['nkd_tensor_bytes_per_point']} | {r['peak_rss_mb']:.0f} | "
               f"{r['compile_s']:.1f} |", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    write_json(args.json, rows)
     return rows
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import time
 
 import jax
@@ -27,6 +26,7 @@ import optax
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
+from _common import write_json
 from sdekc_jax.algorithm import init_cluster_state, make_chunk_fn
 from sdekc_jax.data import load_dataset
 from sdekc_jax.models import CAE, embed_fn as make_embed_fn, encoder_params
@@ -126,9 +126,7 @@ def main(argv=None):
     print("|---|---|---|---|---|")
     print(f"| {args.dataset} | {row['reference_s_per_iter']:.3f} | {row['jax_s_per_iter']:.3f} | {row['speedup']:.2f}x | "
           f"{cj:.1f} |", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(row, f, indent=1)
+    write_json(args.json, row)
     return row
 
 

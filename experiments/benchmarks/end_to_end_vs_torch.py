@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_json  # noqa: E402
 
 
 def run_jax(dataset, epochs, seed):
@@ -83,9 +84,7 @@ def main(argv=None):
         print(f"| {name} | {r['wall_s']:.0f} | {r['pretrain_s']:.0f} | {r['cluster_s']:.0f} | {r['n_iter']} | "
               f"{r['acc']:.4f} | {r['nmi']:.4f} |")
     print(f"JAX wall time / PyTorch wall time: {row['time_ratio']:.2f}", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(row, f, indent=1)
+    write_json(args.json, row)
     return row
 
 

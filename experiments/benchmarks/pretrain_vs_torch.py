@@ -11,7 +11,6 @@ JAX's compile time (the first epoch minus a steady one) is reported separately.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ import optax
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import write_json  # noqa: E402
 from torch_reference import TorchCAE, load_jax_params, max_output_difference, pretrain_torch, to_nchw  # noqa: E402
 
 from sdekc_jax.models import CAE  # noqa: E402
@@ -77,9 +77,7 @@ def main(argv=None):
         rows.append(r)
         print(f"| {r['image']} | {r['max_abs_output_diff']:.1e} | {r['torch_samples_per_s']:.0f} | "
               f"{r['jax_samples_per_s']:.0f} | {r['speedup']:.2f}x | {r['jax_compile_s']:.1f} |", flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    write_json(args.json, rows)
     return rows
 
 

@@ -134,7 +134,7 @@ def pretrain_torch(model: TorchCAE, x: torch.Tensor, epochs: int, batch_size: in
             loss = F.mse_loss(x_hat, xb)
             loss.backward()
             opt.step()
-            total += float(loss) * xb.shape[0]
+            total += loss.item() * xb.shape[0]
         losses.append(total / n)
     return losses
 
