@@ -149,10 +149,7 @@ def _window_gather(x, kh, kw, s, c0h, c0w, h, w):
     ah = max(0, s * (h - 1) + kh - 1 + c0h - (H - 1))
     aw = max(0, s * (w - 1) + kw - 1 + c0w - (W - 1))
     xp = jnp.pad(x, ((0, 0), (bh, ah), (bw, aw), (0, 0)))
-    sh, sw = c0h + bh, c0w + bw
-    span_h, span_w = s * (h - 1) + 1, s * (w - 1) + 1
-    cols = [xp[:, sh + a:sh + a + span_h:s, sw + b:sw + b + span_w:s, :] for a in range(kh) for b in range(kw)]
-    return jnp.stack(cols, axis=3).reshape(n, h, w, kh, kw, c)
+    return _patches(xp, kh, kw, h, w, s, start=(c0h + bh, c0w + bw)).reshape(n, h, w, kh, kw, c)
 
 
 def _phase_taps(k: int, s: int, c0: int, size: int, out: int):

@@ -151,8 +151,9 @@ def sdekc_torch(model: TorchCAE, x: torch.Tensor, n_clusters: int, *, max_iters:
     KMeans, NumPy S_w and eigh, fixed greedy targets, ``steps_per_iter`` Adam steps on the
     encoder. Stops when fewer than ``tol * n`` labels change (Hungarian-matched) unless
     ``fixed_iters``. Returns (labels, n_iter)."""
-    from scipy.optimize import linear_sum_assignment
     from sklearn.cluster import KMeans
+
+    from sdekc_jax.metrics import count_changed
 
     enc_params = [p for name, p in model.named_parameters() if name.startswith(("enc.", "embed."))]
     opt = torch.optim.Adam(enc_params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
@@ -165,12 +166,8 @@ def sdekc_torch(model: TorchCAE, x: torch.Tensor, n_clusters: int, *, max_iters:
         z = embed_torch(model, x)
         km = KMeans(n_clusters, n_init=n_init, random_state=int(rng.integers(1 << 31))).fit(z)
         labels = km.labels_
-        if labels_old is not None and not fixed_iters:
-            w = np.zeros((n_clusters, n_clusters), np.int64)
-            np.add.at(w, (labels_old, labels), 1)
-            r, c = linear_sum_assignment(-w)
-            if n - w[r, c].sum() < tol * n:
-                break
+        if labels_old is not None and not fixed_iters and count_changed(labels_old, labels, n_clusters) < tol * n:
+            break
         if it == max_iters - 1:
             break
         labels_old = labels
