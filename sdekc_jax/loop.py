@@ -1,0 +1,167 @@
+"""The one clustering-phase training loop that every method shares.
+
+Deep clustering methods that fine-tune an encoder alternate two things: *refresh* (look at all the
+data with the current parameters, assign labels and fix per-point targets) and *train* (take
+mini-batch optimiser steps towards those targets). They differ only in what the refresh computes
+and in the loss:
+
+========  ===========================================  ===========================================
+method    refresh                                      loss of a mini-batch
+========  ===========================================  ===========================================
+DEKM /    embed all, K-means, S_w, eigh -> V, greedy   ``||V enc(x) - y'||^2`` (Algorithm 1,
+SDEKC     targets y' (:mod:`sdekc_jax.algorithm`)       :mod:`sdekc_jax.algorithm`)
+DEC /     embed all, Student-t q, target p = q^2/f     ``KL(p || q)`` (+ reconstruction for IDEC),
+IDEC      (:mod:`sdekc_jax.dec`)                        :mod:`sdekc_jax.dec`
+========  ===========================================  ===========================================
+
+so this module holds the loop once: ``iteration = refresh, stop test, steps_per_iter steps``; the
+stop test is "fewer than ``tol * n`` labels changed since the previous refresh" (never on the
+first refresh), and the final iteration (converged or at ``max_iters``) takes no steps, so the
+returned labels always belong to the returned parameters. Iterations run in jitted chunks of
+``chunk_size`` (a ``lax.scan`` with the state donated); progress is reported between chunks.
+
+A refresh is ``refresh(params, x, aux, prev_labels, first, key) -> Refresh`` and a loss is
+``loss(params, x_batch, targets_batch, mask_batch, consts) -> scalar``; ``targets`` is a pytree
+of per-point arrays (leading axis n) that the steps index by mini-batch, ``consts`` is anything
+fixed for the iteration (e.g. the transform V), ``aux`` is carried from refresh to refresh
+(e.g. the last K-means centres, for a warm start).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .pretrain import batch_plan
+from .progress import progress
+
+
+class Refresh(NamedTuple):
+    labels: jax.Array      # (n,) int32 labels after this refresh
+    n_changed: jax.Array   # () int32 labels changed since the previous refresh (ignored on the first)
+    targets: Any           # pytree of (n, ...) per-point targets for this iteration's steps
+    consts: Any            # pytree fixed for this iteration's steps
+    aux: Any               # carried to the next refresh
+    record: dict           # per-iteration scalars to report (e.g. the K-means loss)
+
+
+class LoopResult(NamedTuple):
+    params: Any            # trained parameters
+    labels: np.ndarray     # (n,) labels of the final refresh
+    aux: Any               # the final refresh's aux (e.g. K-means centres)
+    n_iter: int            # refreshes run
+    converged: bool        # stopped by the tolerance, not by max_iters
+    history: dict          # per-iteration arrays: n_changed, loss (mean over the steps) and the records
+
+
+def init_loop_state(params: Any, tx: optax.GradientTransformation, labels: jax.Array, aux: Any, key: jax.Array) -> dict:
+    return {
+        "params": params,
+        "opt_state": tx.init(params),
+        "labels": jnp.asarray(labels, jnp.int32),
+        "aux": aux,
+        "iteration": jnp.zeros((), jnp.int32),
+        "step": jnp.zeros((), jnp.int32),
+        "done": jnp.zeros((), bool),
+        "key": key,
+    }
+
+
+def make_chunk_fn(refresh: Callable, loss: Callable, tx: optax.GradientTransformation, *, steps_per_iter: int,
+                  tol: float, chunk_size: int) -> Callable:
+    """``chunk(state, x, plan, max_iters) -> (state, records)``: up to ``chunk_size`` iterations,
+    jitted. ``plan`` is the mini-batch plan ``(indices, mask)`` of :func:`pretrain.batch_plan`;
+    the steps cycle through it (the step counter carries over between iterations).
+
+    Iterations after convergence or past ``max_iters`` are skipped (the state is unchanged and
+    their record has ``ran=False``), so the iterations that ran come first in ``records``.
+    """
+
+    def iteration(state, x, plan, max_iters):
+        idx, mask = plan
+        n = x.shape[0]
+        key = jax.random.fold_in(state["key"], state["iteration"])
+        first = state["iteration"] == 0
+        r = refresh(state["params"], x, state["aux"], state["labels"], first, key)
+        n_changed = jnp.where(first, n, r.n_changed).astype(jnp.int32)
+        done = jnp.logical_and(~first, n_changed < tol * n)
+
+        def sgd_step(carry, _):
+            params, opt_state, step = carry
+            b = step % idx.shape[0]
+            batch_targets = jax.tree.map(lambda t: t[idx[b]], r.targets)
+            value, grads = jax.value_and_grad(loss)(params, x[idx[b]], batch_targets, mask[b], r.consts)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state, step + 1), value
+
+        def train(_):
+            carry, losses = jax.lax.scan(sgd_step, (state["params"], state["opt_state"], state["step"]), None,
+                                         length=steps_per_iter)
+            return carry, jnp.mean(losses)
+
+        last = jnp.logical_or(done, state["iteration"] + 1 >= max_iters)  # no steps after the final refresh
+        (params, opt_state, step), mean_loss = jax.lax.cond(
+            last, lambda _: ((state["params"], state["opt_state"], state["step"]), jnp.float32(jnp.nan)), train, None)
+        new_state = dict(state, params=params, opt_state=opt_state, step=step, labels=r.labels.astype(jnp.int32),
+                         aux=r.aux, iteration=state["iteration"] + 1, done=done)
+        record = {"n_changed": n_changed, **r.record, "loss": mean_loss, "ran": jnp.ones((), bool)}
+        return new_state, record
+
+    @functools.partial(jax.jit, donate_argnums=(0,))
+    def chunk_fn(state, x, plan, max_iters):
+        shapes = jax.eval_shape(lambda s: iteration(s, x, plan, max_iters)[1], state)
+        # a skipped iteration records zeros for integers, NaN for floats and ran=False
+        blank = {k: jnp.full(s.shape, jnp.nan if jnp.issubdtype(s.dtype, jnp.floating) else 0, s.dtype)
+                 for k, s in shapes.items()}
+
+        def body(state, _):
+            stop = jnp.logical_or(state["done"], state["iteration"] >= max_iters)
+            return jax.lax.cond(stop, lambda s: (s, blank), lambda s: iteration(s, x, plan, max_iters), state)
+
+        return jax.lax.scan(body, state, None, length=chunk_size)
+
+    return chunk_fn
+
+
+def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: jax.Array, *,
+             tx: optax.GradientTransformation, init_labels: jax.Array, init_aux: Any, max_iters: int,
+             steps_per_iter: int, batch_size: int, tol: float, chunk_size: int = 10, desc: str = "cluster",
+             verbose: bool = True) -> LoopResult:
+    """Run refresh/train iterations from ``params`` until the stop rule or ``max_iters``.
+
+    The mini-batches are one fixed shuffled order of the data (drawn from ``key``), cycled; the
+    last batch of the order is padded and masked, so every point has the same weight.
+    """
+    if max_iters < 1 or steps_per_iter < 0 or batch_size < 1 or chunk_size < 1:
+        raise ValueError("max_iters, batch_size and chunk_size must be >= 1 and steps_per_iter >= 0")
+    x = jnp.asarray(x, jnp.float32)
+    plan_key, loop_key = jax.random.split(key)
+    plan = batch_plan(plan_key, x.shape[0], batch_size)
+    # copies: the chunks donate their state, the caller keeps its arrays
+    state = init_loop_state(jax.tree.map(jnp.array, params), tx, jnp.array(init_labels),
+                            jax.tree.map(jnp.array, init_aux), loop_key)
+    chunk_fn = make_chunk_fn(refresh, loss, tx, steps_per_iter=steps_per_iter, tol=tol, chunk_size=chunk_size)
+    records = []
+    bar = progress(total=max_iters, desc=desc, unit="it", disable=not verbose)
+    n_iter = 0
+    while n_iter < max_iters and not bool(state["done"]):
+        state, rec = chunk_fn(state, x, plan, jnp.int32(max_iters))
+        rec = jax.device_get(rec)
+        ran = int(rec["ran"].sum())  # iterations run in this chunk (they come first)
+        records.append({k: v[:ran] for k, v in rec.items() if k != "ran"})
+        n_iter += ran
+        bar.update(ran)
+        bar.set_postfix({k: (f"{float(v[ran - 1]):.4g}" if np.issubdtype(v.dtype, np.floating) else int(v[ran - 1]))
+                         for k, v in rec.items() if k not in ("ran", "loss")})
+    bar.close()
+    history = {k: np.concatenate([r[k] for r in records]) for k in records[0]}
+    for k, v in history.items():
+        finite = v[:-1] if k == "loss" else v  # the last iteration takes no steps: its loss is NaN
+        if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(finite)):
+            raise FloatingPointError(f"the clustering phase produced a non-finite {k}; lower the learning rate")
+    return LoopResult(state["params"], np.asarray(state["labels"]), jax.device_get(state["aux"]), n_iter,
+                      bool(state["done"]), history)
