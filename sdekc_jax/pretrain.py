@@ -71,10 +71,11 @@ def pretrain(
     epochs: int = 200,
     batch_size: int = 256,
     learning_rate: float = 1e-3,
+    optimizer: optax.GradientTransformation | None = None,
     verbose: bool = True,
     callback: Callable[[int, dict, float], None] | None = None,
 ) -> tuple[Any, np.ndarray]:
-    """Pretrain ``model`` on reconstruction MSE with Adam (lr, b1=0.9, b2=0.999).
+    """Pretrain ``model`` on reconstruction MSE with Adam (lr, b1=0.9, b2=0.999), or ``optimizer``.
 
     Returns the trained parameters and the per-epoch mean loss. ``callback(epoch, state, loss)``
     runs on the host after each epoch (e.g. for checkpoints).
@@ -83,7 +84,7 @@ def pretrain(
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    tx = optax.adam(learning_rate, b1=0.9, b2=0.999)
+    tx = optimizer if optimizer is not None else optax.adam(learning_rate, b1=0.9, b2=0.999)
     state = init_state(jax.tree.map(jnp.array, params), tx)  # copy: the epoch donates its state
     epoch_fn = make_epoch_fn(model, tx, batch_size)
     x = jnp.asarray(x, jnp.float32)
