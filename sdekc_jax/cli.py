@@ -1,4 +1,5 @@
-"""Command line: ``sdekc run`` trains SDEKC on a data set and reports ACC/NMI/ARI beside the paper."""
+"""Command line: ``sdekc run --method NAME`` trains a method (default SDEKC) on a data set and reports
+ACC/NMI/ARI beside the paper."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_SKIPS, PAPER_PROTOCOL, PAPER_RESULTS, SKIP_PRESETS
+from .config import PAPER_RESULTS, SKIP_PRESETS
 
 QUICK = dict(pretrain_epochs=10, max_iters=20)  # about a minute on 2 CPU cores for USPS
 
@@ -53,41 +54,50 @@ def _table(dataset: str, method: str, runs: list[dict], mean: dict, std: dict) -
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .cache import PretrainCache, default_cache_dir
     from .data import load_dataset
-    from .estimator import SDEKC
     from .io import atomic_write_json
+    from .methods import get_method, run
     from .metrics import evaluate
 
-    config = dict(PAPER_PROTOCOL)
-    if args.quick:
-        config.update(QUICK)
-    for name in ("pretrain_epochs", "max_iters", "batch_size", "steps_per_iter", "tol"):
+    method = get_method(args.method)
+    defaults = method.config(args.dataset)
+    overrides = {k: v for k, v in QUICK.items() if k in defaults} if args.quick else {}
+    for name in ("pretrain_epochs", "max_iters", "batch_size", "steps_per_iter", "tol", "embedding_dim", "skips"):
         if getattr(args, name) is not None:
-            config[name] = getattr(args, name)
-    config["skip_weights"] = args.skips
+            overrides[name] = getattr(args, name)
+    config = method.config(args.dataset, **overrides)  # validates the names before any work
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"results/{args.dataset}-{args.method}-{stamp}")
     _check_out_dir(out)
     _enable_compilation_cache()
+    cache_dir = default_cache_dir() if args.pretrain_cache is None else (
+        None if args.pretrain_cache.lower() == "off" else args.pretrain_cache)
+    cache = PretrainCache(cache_dir)
 
     x, y = load_dataset(args.dataset, args.data_dir, args.subset)
     k = int(y.max()) + 1
-    print(f"{args.dataset} ({args.subset}): {x.shape[0]} images {x.shape[1:]}, {k} clusters; config {config}", file=sys.stderr)
+    print(f"{args.dataset} ({args.subset}): {x.shape[0]} images {x.shape[1:]}, {k} clusters; "
+          f"{args.method} ({args.arch}) config {config}", file=sys.stderr)
     runs = []
     for seed in args.seeds:
-        est = SDEKC(k, seed=seed, verbose=not args.no_progress, **config)
-        est.fit(x)
-        m = evaluate(y, est.labels_)
-        seconds = est.timings_["pretrain"] + est.timings_["cluster"]
-        runs.append({"seed": seed, **m, "seconds": seconds, "n_iter": est.n_iter_, "converged": est.converged_,
-                     "pretrain_seconds": est.timings_["pretrain"], "cluster_seconds": est.timings_["cluster"]})
-        print(f"seed {seed}: ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f} "
-              f"({seconds:.1f} s, {est.n_iter_} iterations)", file=sys.stderr)
+        r = run(args.method, x, k, seed=seed, dataset=args.dataset, arch=args.arch, cache=cache,
+                verbose=not args.no_progress, **overrides)
+        m = evaluate(y, r.labels)
+        seconds = r.timings["pretrain"] + r.timings["cluster"]
+        runs.append({"seed": seed, **m, "seconds": seconds, "n_iter": r.n_iter, "converged": r.converged,
+                     "pretrain_seconds": r.timings["pretrain"], "cluster_seconds": r.timings["cluster"],
+                     "pretrain_cache_hit": r.pretrain_cache_hit})
+        print(f"seed {seed}: ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f} ({seconds:.1f} s, "
+              f"{r.n_iter} iterations{', pretraining from the cache' if r.pretrain_cache_hit else ''})", file=sys.stderr)
         mean, std = _summary(runs)
+        cfg = dict(r.config)
+        if "skips" in cfg:
+            cfg["skip_preset"] = cfg["skips"] if isinstance(cfg["skips"], str) else None
+            cfg["skip_weights"] = SKIP_PRESETS.get(cfg["skips"]) if isinstance(cfg["skips"], str) else cfg["skips"]
         atomic_write_json(out / "results.json", {
-            "dataset": args.dataset, "method": args.method, "subset": args.subset,
-            "config": {**config, "skip_weights": SKIP_PRESETS.get(args.skips), "skip_preset": args.skips},
-            "runs": runs, "mean": {k_: mean[k_] for k_ in ("acc", "nmi", "ari")},
+            "dataset": args.dataset, "method": args.method, "arch": args.arch, "subset": args.subset,
+            "config": cfg, "runs": runs, "mean": {k_: mean[k_] for k_ in ("acc", "nmi", "ari")},
             "std": {k_: std[k_] for k_ in ("acc", "nmi", "ari")},
         })
     print(_table(args.dataset, args.method, runs, mean, std))
@@ -97,23 +107,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASETS
+    from .methods import METHODS
 
     p = argparse.ArgumentParser(prog="sdekc", description="SDEKC: deep embedded K-means clustering with skip connections (JAX)")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train and evaluate on a data set", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r = sub.add_parser("run", help="train and evaluate a method on a data set",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       epilog="methods: " + "; ".join(f"{m.name}: {m.description}" for m in METHODS.values()))
     r.add_argument("--dataset", default="usps", choices=sorted(DATASETS))
     r.add_argument("--data-dir", default=None, help="folder with the data set's files (default: embedded copy / standard places)")
     r.add_argument("--subset", default="all", choices=["all", "train", "test"])
-    r.add_argument("--method", default="sdekc", choices=["sdekc"])
-    r.add_argument("--skips", default=DEFAULT_SKIPS, choices=sorted(SKIP_PRESETS),
-                   help="skip weights: swapped=(0.001 enc, 0.999 dec), paper-text=(0.999, 0.001), none=DEKM's CAE")
+    r.add_argument("--method", default="sdekc", choices=list(METHODS), help="see the list below")
+    r.add_argument("--arch", default="default", choices=["default", "binary"],
+                   help="binary: the Table 2 preset (conv 4-2-1, 3x3, tanh, 2-unit embedding); CAE methods only")
+    r.add_argument("--skips", default=None, choices=sorted(SKIP_PRESETS),
+                   help="CAE methods: skip weights (default: the method's; sdekc/sidcec: swapped=(0.001 enc, 0.999 dec); "
+                        "paper-text=(0.999, 0.001); none=no skips)")
     r.add_argument("--seeds", type=int, nargs="+", default=[0])
-    r.add_argument("--pretrain-epochs", type=int, default=None, help=f"default {PAPER_PROTOCOL['pretrain_epochs']}")
-    r.add_argument("--max-iters", type=int, default=None, help=f"default {PAPER_PROTOCOL['max_iters']}")
-    r.add_argument("--batch-size", type=int, default=None, help=f"default {PAPER_PROTOCOL['batch_size']}")
-    r.add_argument("--steps-per-iter", type=int, default=None, help=f"default {PAPER_PROTOCOL['steps_per_iter']}")
-    r.add_argument("--tol", type=float, default=None, help=f"default {PAPER_PROTOCOL['tol']}")
+    r.add_argument("--pretrain-epochs", type=int, default=None, help="default: the method's (sdekc: 200)")
+    r.add_argument("--max-iters", type=int, default=None,
+                   help="clustering iterations (DEC family: refreshes of P) (default: the method's; sdekc: 1000)")
+    r.add_argument("--batch-size", type=int, default=None, help="default: the method's (256)")
+    r.add_argument("--steps-per-iter", type=int, default=None,
+                   help="optimiser steps per iteration (DEC family: update_interval) (default: the method's; sdekc: 40)")
+    r.add_argument("--tol", type=float, default=None, help="stop below this fraction of changed labels (default: the method's)")
+    r.add_argument("--embedding-dim", type=int, default=None, help="default: the method's")
     r.add_argument("--quick", action="store_true", help=f"small budget ({QUICK}), about a minute on 2 CPU cores")
+    r.add_argument("--pretrain-cache", default=None,
+                   help="folder of cached pretrained autoencoders, or 'off' (default: $SDEKC_JAX_PRETRAIN_CACHE or "
+                        "~/.cache/sdekc_jax/pretrained)")
     r.add_argument("--out", default=None, help="output folder (default results/<dataset>-<method>-<timestamp>)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)

@@ -1,0 +1,153 @@
+"""Table 3: every method x data set x seed, resumable, beside the paper's numbers.
+
+    python experiments/table3.py --datasets usps --seeds 0 1 2 \
+        --max-pretrain-epochs 50 --max-cluster-steps 4000 --out results/table3
+
+Each finished (method, data set, seed) cell is written at once to ``<out>/table3.json`` (atomic
+write) and skipped on the next run, so a long grid can be completed over several runs; a cell
+that fails is recorded with its error and retried next time. Budgets are caps on the sources'
+defaults (``--max-pretrain-epochs``, ``--max-cluster-steps``); every cell records the budget it
+actually used and whether that is below its method's default. ``<out>/table3.md`` is rewritten
+after every cell: mean ± std over the seeds, with the paper's values where we have them.
+Autoencoders shared by several methods are pretrained once (the pretraining cache).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sdekc_jax.cache import PretrainCache, default_cache_dir  # noqa: E402
+from sdekc_jax.cli import _enable_compilation_cache  # noqa: E402
+from sdekc_jax.config import PAPER_RESULTS  # noqa: E402
+from sdekc_jax.data import load_dataset  # noqa: E402
+from sdekc_jax.io import atomic_write_json, atomic_write_text  # noqa: E402
+from sdekc_jax.methods import METHODS, get_method, run  # noqa: E402
+from sdekc_jax.metrics import evaluate  # noqa: E402
+
+
+def budget_overrides(method, dataset: str, max_pretrain_epochs: int | None, max_cluster_steps: int | None) -> dict:
+    """Overrides that cap the method's default budget; {} when the caps don't bind."""
+    cfg = method.config(dataset)
+    out = {}
+    if max_pretrain_epochs is not None and "pretrain_epochs" in cfg and cfg["pretrain_epochs"] > max_pretrain_epochs:
+        out["pretrain_epochs"] = max_pretrain_epochs
+    if max_cluster_steps is not None and "max_iters" in cfg:
+        cap = math.ceil(max_cluster_steps / cfg["steps_per_iter"]) + 1  # +1: the final refresh takes no steps
+        if cfg["max_iters"] > cap:
+            out["max_iters"] = cap
+    return out
+
+
+def load(dataset: str, data_root: str | None):
+    data_dir = None
+    if data_root is not None and (Path(data_root) / dataset).is_dir():
+        data_dir = str(Path(data_root) / dataset)
+    return load_dataset(dataset, data_dir, "all")
+
+
+def markdown(cells: dict) -> str:
+    rows = {}
+    for c in cells.values():
+        if "error" not in c:
+            rows.setdefault((c["dataset"], c["method"]), []).append(c)
+    order = list(METHODS)
+    lines = ["| data set | method | seeds | ACC | NMI | ARI | seconds (pretrain + cluster) | budget | paper ACC / NMI | ΔACC |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for (ds, m), cs in sorted(rows.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]) if kv[0][1] in order else 99)):
+        f = lambda k: f"{np.mean([c[k] for c in cs]):.4f} ± {np.std([c[k] for c in cs]):.4f}"
+        secs = np.mean([c["seconds"] for c in cs])
+        budget = "; ".join(sorted({c["budget"] for c in cs}))
+        paper = PAPER_RESULTS.get(m, {}).get(ds)
+        p = f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else "not transcribed"
+        d = f"{np.mean([c['acc'] for c in cs]) - paper[0]:+.4f}" if paper else ""
+        lines.append(f"| {ds} | {m} | {len(cs)} | {f('acc')} | {f('nmi')} | {f('ari')} | {secs:.0f} | {budget} | {p} | {d} |")
+    errors = [c for c in cells.values() if "error" in c]
+    if errors:
+        lines += ["", "Failed cells (retried on the next run):", ""]
+        lines += [f"- {c['method']} / {c['dataset']} / seed {c['seed']}: {c['error']}" for c in errors]
+    return "\n".join(lines) + "\n"
+
+
+def describe_budget(method, dataset: str, used: dict) -> str:
+    cfg = method.config(dataset)
+    parts = []
+    if "pretrain_epochs" in cfg:
+        e = used.get("pretrain_epochs", cfg["pretrain_epochs"])
+        parts.append(f"pretrain {e}" + (f"/{cfg['pretrain_epochs']} epochs" if e != cfg["pretrain_epochs"] else " epochs"))
+    if "max_iters" in cfg:
+        it = used.get("max_iters", cfg["max_iters"])
+        steps = (it - 1) * cfg["steps_per_iter"]
+        full = (cfg["max_iters"] - 1) * cfg["steps_per_iter"]
+        parts.append(f"≤{steps} steps" + (f" (of {full})" if it != cfg["max_iters"] else ""))
+    return ", ".join(parts) or "full"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=["usps"])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--data-root", default=None, help="folder with one sub-folder per data set (default: each loader's default)")
+    p.add_argument("--max-pretrain-epochs", type=int, default=None, help="cap on every method's pretraining epochs")
+    p.add_argument("--max-cluster-steps", type=int, default=None, help="cap on the clustering phase's optimiser steps")
+    p.add_argument("--out", default="results/table3")
+    p.add_argument("--cache-dir", default=None, help="pretraining cache (default: SDEKC_JAX_PRETRAIN_CACHE or ~/.cache/sdekc_jax/pretrained)")
+    p.add_argument("--progress", action="store_true", help="progress bars for each cell")
+    args = p.parse_args(argv)
+
+    _enable_compilation_cache()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "table3.json"
+    state = json.loads(path.read_text()) if path.exists() else {"cells": {}}
+    cells = state["cells"]
+    cache = PretrainCache(args.cache_dir or default_cache_dir())
+    for dataset in args.datasets:
+        x, y = load(dataset, args.data_root)
+        k = int(y.max()) + 1
+        for seed in args.seeds:  # seed-major: a partial run covers every method
+            for name in args.methods:
+                key = f"{name}|{dataset}|{seed}"
+                if key in cells and "error" not in cells[key]:
+                    continue
+                method = get_method(name)
+                over = budget_overrides(method, dataset, args.max_pretrain_epochs, args.max_cluster_steps)
+                t0 = time.perf_counter()
+                print(f"[{time.strftime('%H:%M:%S')}] {key} {over or 'default budget'}", file=sys.stderr, flush=True)
+                try:
+                    r = run(name, x, k, seed=seed, dataset=dataset, cache=cache, verbose=args.progress, **over)
+                except Exception as e:  # keep going; the cell is retried next run
+                    traceback.print_exc()
+                    cells[key] = {"method": name, "dataset": dataset, "seed": seed, "error": f"{type(e).__name__}: {e}"}
+                else:
+                    m = evaluate(y, r.labels)
+                    cells[key] = {
+                        "method": name, "dataset": dataset, "seed": seed, **m,
+                        "seconds": r.timings["pretrain"] + r.timings["cluster"],
+                        "pretrain_seconds": r.timings["pretrain"], "cluster_seconds": r.timings["cluster"],
+                        "pretrain_cache_hit": r.pretrain_cache_hit, "n_iter": r.n_iter, "converged": r.converged,
+                        "config": r.config, "reduced_budget": bool(over),
+                        "budget": describe_budget(method, dataset, over),
+                        "wall_seconds": time.perf_counter() - t0,
+                    }
+                    print(f"    ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f}  "
+                          f"pretrain {r.timings['pretrain']:.0f} s{' (cached)' if r.pretrain_cache_hit else ''}, "
+                          f"cluster {r.timings['cluster']:.0f} s, {r.n_iter} it{' converged' if r.converged else ''}",
+                          file=sys.stderr, flush=True)
+                atomic_write_json(path, state)
+                atomic_write_text(out / "table3.md", markdown(cells))
+    print(markdown(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""What a method is (data) and the one function that runs any of them (a composition).
+
+A :class:`Method` names three shared pieces and their settings:
+
+* ``autoencoder``: ``None`` (raw pixels), ``"dense"`` (:class:`~sdekc_jax.models.DenseAE`),
+  ``"cae"`` (:class:`~sdekc_jax.models.CAE`, with or without the weighted skips; ``arch="binary"``
+  gives the Table 2 preset) or ``"arae"`` (:class:`~sdekc_jax.models.ARAE`);
+* pretraining: :func:`~sdekc_jax.pretrain.pretrain` on reconstruction MSE, through the
+  content-addressed cache (:mod:`sdekc_jax.cache`), so methods that share an autoencoder
+  (same data, seed, architecture, skips, budget) pretrain it once;
+* ``clustering``: ``"kmeans"`` (:func:`~sdekc_jax.kmeans.kmeans` on the embedding),
+  ``"dec"`` (:func:`~sdekc_jax.dec.cluster_dec`: DEC/IDEC/DCEC/IDCEC/SIDCEC) or ``"dekm"``
+  (:func:`~sdekc_jax.algorithm.cluster`: Algorithm 1, DEKM and SDEKC).
+
+The random keys are those of :class:`~sdekc_jax.estimator.SDEKC` (``split(key(seed), 4)``:
+init, pretraining, clustering), so ``run_method("sdekc", ...)`` and ``SDEKC(...).fit`` agree.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ..algorithm import cluster, embed_all
+from ..cache import PretrainCache, cached_pretrain, default_cache_dir
+from ..config import SKIP_PRESETS
+from ..dec import cluster_dec
+from ..kmeans import kmeans
+from ..models import ARAE, CAE, DenseAE, binary_cae, check_image_shape, embed_fn, encoder_params
+from ..pretrain import pretrain
+
+CACHE_FORMAT = 1  # bump when pretraining numerics change, so old cache entries are not reused
+
+# Settings every method accepts, with their meaning (the CLI and the errors list them).
+COMMON_KEYS = {
+    "embedding_dim": "size of the embedding (None: the number of clusters)",
+    "pretrain_epochs": "reconstruction pretraining epochs",
+    "batch_size": "mini-batch size (pretraining and clustering)",
+    "pretrain_optimizer": "optimizer spec, e.g. {'name': 'adam', 'learning_rate': 1e-3}",
+    "kmeans_n_init": "K-means restarts",
+}
+CLUSTER_KEYS = {
+    "kmeans": set(),
+    "dec": {"max_iters", "steps_per_iter", "tol", "gamma", "alpha", "cluster_optimizer"},
+    "dekm": {"max_iters", "steps_per_iter", "tol", "learning_rate"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    name: str
+    description: str
+    autoencoder: str | None          # None, "dense", "cae", "arae"
+    clustering: str                  # "kmeans", "dec", "dekm"
+    defaults: Mapping[str, Any]      # the original source's settings
+    dataset_defaults: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    skips: str | None = "none"       # CAE skip preset (see config.SKIP_PRESETS) or None
+    reconstruction: bool = False     # DEC family: keep the decoder and its MSE in the loss
+    archs: tuple[str, ...] = ("default",)
+
+    def config(self, dataset: str | None = None, **overrides) -> dict:
+        """The effective settings: defaults, then the data set's, then ``overrides`` (None = keep)."""
+        cfg = dict(self.defaults)
+        cfg.update(self.dataset_defaults.get(dataset or "", {}))
+        allowed = set(self.defaults) | CLUSTER_KEYS[self.clustering] | ({"skips"} if self.autoencoder == "cae" else set())
+        unknown = sorted(k for k, v in overrides.items() if v is not None and k not in allowed)
+        if unknown:
+            raise ValueError(f"method {self.name!r} has no setting(s) {unknown}; it takes {sorted(allowed)}")
+        cfg.update({k: v for k, v in overrides.items() if v is not None})
+        if self.autoencoder == "cae":
+            cfg.setdefault("skips", self.skips)
+        return cfg
+
+
+@dataclasses.dataclass
+class MethodResult:
+    method: str
+    labels: np.ndarray                 # (n,) cluster labels
+    embedding: np.ndarray | None       # (n, d) final embedding (None for raw K-means)
+    config: dict                       # the settings used
+    n_iter: int                        # clustering iterations (K-means: Lloyd iterations)
+    converged: bool
+    history: dict                      # pretraining loss per epoch, clustering records per iteration
+    timings: dict                      # seconds: pretrain (as measured when it ran), cluster
+    pretrain_cache_hit: bool
+    params: Any = None                 # final network parameters (DEC family: with the centres)
+    model: Any = None
+
+
+def make_optimizer(spec: Mapping[str, Any]) -> optax.GradientTransformation:
+    """``{'name': 'adam'|'sgd', 'learning_rate': .., 'momentum': ..}`` -> an optax optimizer."""
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    lr = spec.pop("learning_rate", None)
+    if lr is None or not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"optimizer learning_rate must be a positive number, got {lr!r}")
+    if name == "adam":
+        tx = optax.adam(lr, b1=spec.pop("b1", 0.9), b2=spec.pop("b2", 0.999))
+    elif name == "sgd":
+        tx = optax.sgd(lr, momentum=spec.pop("momentum", None) or None)
+    else:
+        raise ValueError(f"optimizer name must be 'adam' or 'sgd', got {name!r}")
+    if spec:
+        raise ValueError(f"unknown optimizer setting(s) {sorted(spec)} for {name}")
+    return tx
+
+
+def _skip_weights(skips) -> tuple[float, float] | None:
+    if skips is None or isinstance(skips, str):
+        if skips is not None and skips not in SKIP_PRESETS:
+            raise ValueError(f"unknown skip preset {skips!r}; choose one of {sorted(SKIP_PRESETS)} or pass (w_enc, w_dec)")
+        return None if skips is None else SKIP_PRESETS[skips]
+    w = tuple(float(v) for v in skips)
+    if len(w) != 2 or not all(np.isfinite(w)):
+        raise ValueError(f"skips must be a preset name, None or two finite numbers (w_enc, w_dec); got {skips!r}")
+    return w
+
+
+def build_model(method: Method, image_shape: tuple[int, int, int], n_clusters: int, cfg: dict, arch: str):
+    """The autoencoder of ``method`` and a JSON-able description of it (part of the cache key)."""
+    if arch not in method.archs:
+        raise ValueError(f"method {method.name!r} has no architecture {arch!r}; it supports {list(method.archs)}")
+    d = cfg.get("embedding_dim") or n_clusters
+    if arch == "binary":
+        skips = _skip_weights(cfg["skips"])
+        model = binary_cae(image_shape, skip_weights=skips, n_embed=cfg.get("embedding_dim") or 2)
+        return model, {"arch": "cae-binary", "embedding_dim": model.n_embed, "skip_weights": skips}
+    if method.autoencoder == "dense":
+        return DenseAE(image_shape, n_embed=d), {"arch": "dense", "embedding_dim": d, "hidden": [500, 500, 2000]}
+    check_image_shape(image_shape)
+    if method.autoencoder == "cae":
+        skips = _skip_weights(cfg["skips"])
+        return CAE(image_shape, n_embed=d, skip_weights=skips), {"arch": "cae", "embedding_dim": d, "skip_weights": skips}
+    if method.autoencoder == "arae":
+        return ARAE(image_shape, n_embed=d), {"arch": "arae", "embedding_dim": d}
+    raise ValueError(f"method {method.name!r} has no autoencoder")
+
+
+def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0, dataset: str | None = None,
+               arch: str = "default", cache: PretrainCache | None = None, verbose: bool = True,
+               **overrides) -> MethodResult:
+    """Run ``method`` on images ``x`` (N, H, W, C) float32 and return its labels and records.
+
+    ``overrides`` replace settings of :meth:`Method.config` (None keeps the default);
+    ``cache`` defaults to ``PretrainCache(default_cache_dir())``.
+    """
+    cfg = method.config(dataset, **overrides)
+    if arch not in method.archs:
+        raise ValueError(f"method {method.name!r} has no architecture {arch!r}; it supports {list(method.archs)}")
+    x = np.asarray(x, np.float32)
+    if x.ndim != 4:
+        raise ValueError(f"x must be NHWC images, got shape {x.shape}")
+    if not isinstance(n_clusters, (int, np.integer)) or not 2 <= n_clusters <= x.shape[0]:
+        raise ValueError(f"n_clusters must be an integer in [2, n_samples={x.shape[0]}], got {n_clusters!r}")
+    init_key, pre_key, cl_key, _ = jax.random.split(jax.random.key(seed), 4)
+    xj = jnp.asarray(x)
+    if method.autoencoder is None:
+        t0 = time.perf_counter()
+        km = kmeans(cl_key, xj.reshape(x.shape[0], -1), n_clusters, n_init=cfg["kmeans_n_init"])
+        labels = np.asarray(km.labels)
+        return MethodResult(method.name, labels, None, cfg, int(km.n_iter), bool(km.converged),
+                            {"inertia": np.asarray([km.inertia])}, {"pretrain": 0.0, "cluster": time.perf_counter() - t0},
+                            False)
+
+    for key_ in ("pretrain_epochs", "batch_size", "kmeans_n_init"):
+        if not isinstance(cfg[key_], (int, np.integer)) or cfg[key_] < (0 if key_ == "pretrain_epochs" else 1):
+            raise ValueError(f"{key_} must be a {'non-negative' if key_ == 'pretrain_epochs' else 'positive'} integer, got {cfg[key_]!r}")
+    model, model_spec = build_model(method, tuple(x.shape[1:]), n_clusters, cfg, arch)
+    params0 = model.init(init_key, xj[:1])["params"]
+    pre_tx = make_optimizer(cfg["pretrain_optimizer"])
+    cache = cache if cache is not None else PretrainCache(default_cache_dir())
+    spec = {"format": CACHE_FORMAT, "model": model_spec, "image_shape": list(x.shape[1:]), "seed": int(seed),
+            "epochs": int(cfg["pretrain_epochs"]), "batch_size": int(cfg["batch_size"]),
+            "optimizer": dict(cfg["pretrain_optimizer"]), "backend": jax.default_backend(), "jax": jax.__version__}
+    params, pre_loss, hit = cached_pretrain(
+        cache, spec, x,
+        lambda: pretrain(model, params0, xj, pre_key, epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
+                         optimizer=pre_tx, verbose=verbose),
+        params0)
+    params = jax.tree.map(jnp.asarray, params)
+    t_pre = cache.last_seconds
+    embed = embed_fn(model)
+
+    t0 = time.perf_counter()
+    if method.clustering == "kmeans":
+        z = embed_all(embed, encoder_params(params), xj)
+        km = kmeans(cl_key, z, n_clusters, n_init=cfg["kmeans_n_init"])
+        labels, n_iter, converged, hist = km.labels, int(km.n_iter), bool(km.converged), {"inertia": np.asarray([km.inertia])}
+        final = params
+    elif method.clustering == "dekm":
+        r = cluster(embed, encoder_params(params), xj, n_clusters, cl_key, max_iters=cfg["max_iters"],
+                    steps_per_iter=cfg["steps_per_iter"], batch_size=cfg["batch_size"],
+                    learning_rate=cfg["learning_rate"], tol=cfg["tol"], kmeans_n_init=cfg["kmeans_n_init"],
+                    verbose=verbose)
+        labels, n_iter, converged, hist = r.labels, r.n_iter, r.converged, r.history
+        final = {**params, **r.params}
+        z = embed_all(embed, r.params, xj)
+    else:  # dec family
+        reconstruct = (lambda p, xb: model.apply({"params": p}, xb)) if method.reconstruction else None
+        trained = params if method.reconstruction else encoder_params(params)
+        r = cluster_dec(embed, trained, xj, n_clusters, cl_key, reconstruct=reconstruct, gamma=cfg["gamma"],
+                        alpha=cfg["alpha"], optimizer=make_optimizer(cfg["cluster_optimizer"]),
+                        update_interval=cfg["steps_per_iter"], max_iters=cfg["max_iters"],
+                        batch_size=cfg["batch_size"], tol=cfg["tol"], kmeans_n_init=cfg["kmeans_n_init"],
+                        verbose=verbose)
+        labels, n_iter, converged, hist = r.labels, r.n_iter, r.converged, r.history
+        final = {**params, **r.params["model"], "centers": r.params["centers"]}
+        z = embed_all(embed, r.params["model"], xj)
+    z = np.asarray(z)
+    t_cl = time.perf_counter() - t0
+    return MethodResult(method.name, np.asarray(labels), z, cfg, n_iter, converged,
+                        {"pretrain_loss": np.asarray(pre_loss), **hist}, {"pretrain": t_pre, "cluster": t_cl}, hit,
+                        final, model)

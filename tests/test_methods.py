@@ -1,0 +1,126 @@
+"""The comparison methods: every one through the CLI on real data, the pretraining cache, the
+binary preset, settings validation, and ``run("sdekc")`` == the SDEKC estimator."""
+import json
+
+import numpy as np
+import pytest
+
+from sdekc_jax import SDEKC, load_dataset
+from sdekc_jax.cache import PretrainCache
+from sdekc_jax.cli import main
+from sdekc_jax.methods import METHODS, get_method, run
+
+TINY = ["--pretrain-epochs", "1", "--max-iters", "2", "--steps-per-iter", "3"]
+NO_LOOP = {"kmeans", "ae-kmeans", "cae-kmeans", "arae-kmeans"}
+
+
+@pytest.fixture(scope="module")
+def usps_small():
+    x, y = load_dataset("usps", None, "test")
+    return x[:400], y[:400]
+
+
+def test_every_method_is_registered():
+    assert list(METHODS) == ["kmeans", "ae-kmeans", "cae-kmeans", "arae-kmeans", "dec", "idec", "dcec", "idcec",
+                             "sidcec", "dekm", "sdekc"]
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_method_runs_through_the_cli(name, tmp_path, capsys):
+    flags = [] if name == "kmeans" else (TINY[:2] if name in NO_LOOP else TINY)
+    rc = main(["run", "--dataset", "usps", "--subset", "test", "--method", name, *flags, "--out", str(tmp_path),
+               "--no-progress"])
+    assert rc == 0
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["method"] == name and res["dataset"] == "usps"
+    (r,) = res["runs"]
+    assert 0.1 < r["acc"] <= 1 and 0 < r["nmi"] <= 1 and -0.1 < r["ari"] <= 1 and r["seconds"] >= 0
+    if name not in NO_LOOP:
+        assert r["n_iter"] <= 2 and res["config"]["max_iters"] == 2
+    assert "mean ± std" in capsys.readouterr().out
+
+
+def test_labels_have_the_right_length_and_range(usps_small):
+    x, y = usps_small
+    for name in ("kmeans", "dcec", "dekm"):
+        r = run(name, x, 10, verbose=False, **({} if name == "kmeans" else {"pretrain_epochs": 1, "max_iters": 2,
+                                                                            "steps_per_iter": 2}))
+        assert r.labels.shape == (400,) and r.labels.min() >= 0 and r.labels.max() < 10
+        if name != "kmeans":
+            assert r.embedding.shape == (400, 10)
+
+
+def test_pretraining_cache_is_shared_and_invalidated(usps_small, tmp_path):
+    x, _ = usps_small
+    cache = PretrainCache(tmp_path)
+    kw = dict(verbose=False, cache=cache, pretrain_epochs=1)
+    a = run("cae-kmeans", x, 10, **kw)
+    assert not a.pretrain_cache_hit
+    b = run("cae-kmeans", x, 10, **kw)                        # same everything: hit, same result
+    assert b.pretrain_cache_hit
+    np.testing.assert_array_equal(a.labels, b.labels)
+    loop = dict(max_iters=2, steps_per_iter=2)
+    assert run("dekm", x, 10, **kw, **loop).pretrain_cache_hit  # DEKM shares the skip-less CAE
+    assert run("idcec", x, 10, **kw, **loop).pretrain_cache_hit
+    assert not run("sdekc", x, 10, **kw, **loop).pretrain_cache_hit          # skips: another autoencoder
+    assert run("sidcec", x, 10, **kw, **loop).pretrain_cache_hit             # ... shared by SIDCEC
+    assert not run("cae-kmeans", x, 10, **{**kw, "pretrain_epochs": 2}).pretrain_cache_hit  # epochs
+    assert not run("cae-kmeans", x, 10, seed=1, **kw).pretrain_cache_hit      # seed
+    assert not run("cae-kmeans", x[:300], 10, **kw).pretrain_cache_hit        # data
+    assert not run("cae-kmeans", x, 10, **kw, batch_size=128).pretrain_cache_hit
+    assert not run("sdekc", x, 10, **kw, **loop, skips="paper-text").pretrain_cache_hit
+    assert cache.hits == 4
+
+
+def test_run_sdekc_equals_the_estimator(usps_small, tmp_path):
+    x, _ = usps_small
+    kw = dict(pretrain_epochs=1, max_iters=3, steps_per_iter=4)
+    est = SDEKC(10, verbose=False, seed=3, **kw).fit(x)
+    r = run("sdekc", x, 10, seed=3, verbose=False, cache=PretrainCache(tmp_path), **kw)
+    np.testing.assert_array_equal(r.labels, est.labels_)
+    np.testing.assert_array_equal(r.params["embed"]["kernel"], est.params_["embed"]["kernel"])
+
+
+@pytest.mark.parametrize("name", ["idcec", "sidcec"])
+def test_binary_preset_on_two_usps_digits(name, tmp_path):
+    x, y = load_dataset("usps", None, "test")
+    keep = (y == 0) | (y == 1)
+    x2 = x[keep][:300]
+    r = run(name, x2, 2, arch="binary", verbose=False, cache=PretrainCache(tmp_path), pretrain_epochs=2,
+            max_iters=3, steps_per_iter=5)
+    assert r.labels.shape == (300,) and set(np.unique(r.labels)) <= {0, 1}
+    assert r.embedding.shape == (300, 2)
+    shapes = {k: v["kernel"].shape for k, v in r.params.items() if k.startswith("enc_conv")}
+    assert shapes == {"enc_conv0": (3, 3, 1, 4), "enc_conv1": (3, 3, 4, 2), "enc_conv2": (3, 3, 2, 1)}
+    assert r.params["embed"]["kernel"].shape == (2 * 2 * 1, 2)  # 16x16 -> 8 -> 4 -> 2, one channel
+    assert (r.model.skip_weights is None) == (name == "idcec")
+
+
+def test_binary_preset_needs_a_cae_method(usps_small):
+    x, _ = usps_small
+    with pytest.raises(ValueError, match="architecture 'binary'"):
+        run("dec", x, 10, arch="binary", verbose=False)
+
+
+def test_unknown_settings_and_methods_are_errors(usps_small, tmp_path, capsys):
+    x, _ = usps_small
+    with pytest.raises(ValueError, match="no setting"):
+        run("kmeans", x, 10, pretrain_epochs=3)
+    with pytest.raises(ValueError, match="unknown method"):
+        get_method("nope")
+    with pytest.raises(ValueError, match="n_clusters"):
+        run("kmeans", x, 1)
+    with pytest.raises(ValueError, match="skip preset"):
+        run("sdekc", x, 10, skips="sideways", verbose=False)
+    rc = main(["run", "--method", "cae-kmeans", "--max-iters", "3", "--out", str(tmp_path / "o")])
+    assert rc == 2 and "no setting" in capsys.readouterr().err
+
+
+def test_source_defaults_are_the_documented_ones():
+    dec, idec, dcec, dekm = (get_method(n) for n in ("dec", "idec", "dcec", "dekm"))
+    assert dec.config("usps")["steps_per_iter"] == 30 and dec.config("mnist")["steps_per_iter"] == 140
+    assert dec.config()["max_iters"] * dec.config()["steps_per_iter"] >= 20000  # maxiter 2e4 steps
+    assert idec.config()["gamma"] == 0.1 and dec.config()["gamma"] == 1.0
+    assert dcec.config()["cluster_optimizer"]["name"] == "adam"
+    assert dekm.config()["tol"] == 0.005 and get_method("sdekc").config()["tol"] == 0.001
+    assert get_method("ae-kmeans").config("usps")["pretrain_epochs"] == 50
