@@ -65,7 +65,7 @@ def markdown(cells: dict) -> str:
     for (ds, m), cs in sorted(rows.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]) if kv[0][1] in order else 99)):
         f = lambda k: f"{np.mean([c[k] for c in cs]):.4f} ± {np.std([c[k] for c in cs]):.4f}"
         secs = np.mean([c["seconds"] for c in cs])
-        budget = "; ".join(sorted({c["budget"] for c in cs}))
+        budget = "; ".join(sorted({cell_budget(c)[0] for c in cs}))
         paper = PAPER_RESULTS.get(m, {}).get(ds)
         p = f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else "not transcribed"
         d = f"{np.mean([c['acc'] for c in cs]) - paper[0]:+.4f}" if paper else ""
@@ -77,7 +77,16 @@ def markdown(cells: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def describe_budget(method, dataset: str, used: dict) -> str:
+def cell_budget(cell: dict) -> tuple[str, bool]:
+    """(description, reduced) of the budget a finished cell used, from its recorded config."""
+    method = get_method(cell["method"])
+    cfg = method.config(cell["dataset"])
+    used = {k: cell["config"][k] for k in ("pretrain_epochs", "max_iters") if k in cfg and cell["config"][k] != cfg[k]}
+    reduced = "pretrain_epochs" in used or ("max_iters" in used and not cell["converged"])
+    return describe_budget(method, cell["dataset"], used, cell["converged"]), reduced
+
+
+def describe_budget(method, dataset: str, used: dict, converged: bool = False) -> str:
     cfg = method.config(dataset)
     parts = []
     if "pretrain_epochs" in cfg:
@@ -87,7 +96,9 @@ def describe_budget(method, dataset: str, used: dict) -> str:
         it = used.get("max_iters", cfg["max_iters"])
         steps = (it - 1) * cfg["steps_per_iter"]
         full = (cfg["max_iters"] - 1) * cfg["steps_per_iter"]
-        parts.append(f"≤{steps} steps" + (f" (of {full})" if it != cfg["max_iters"] else ""))
+        capped = it != cfg["max_iters"]
+        parts.append(f"≤{steps} steps" + (f" (of {full}; converged before the cap)" if capped and converged else
+                                          f" (of {full})" if capped else ""))
     return ", ".join(parts) or "full"
 
 
@@ -102,6 +113,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/table3")
     p.add_argument("--cache-dir", default=None, help="pretraining cache (default: SDEKC_JAX_PRETRAIN_CACHE or ~/.cache/sdekc_jax/pretrained)")
     p.add_argument("--progress", action="store_true", help="progress bars for each cell")
+    p.add_argument("--report", action="store_true", help="only rewrite <out>/table3.md from <out>/table3.json")
     args = p.parse_args(argv)
 
     _enable_compilation_cache()
@@ -110,6 +122,10 @@ def main(argv=None) -> int:
     path = out / "table3.json"
     state = json.loads(path.read_text()) if path.exists() else {"cells": {}}
     cells = state["cells"]
+    if args.report:
+        atomic_write_text(out / "table3.md", markdown(cells))
+        print(markdown(cells))
+        return 0
     cache = PretrainCache(args.cache_dir or default_cache_dir())
     for dataset in args.datasets:
         x, y = load(dataset, args.data_root)
@@ -135,10 +151,11 @@ def main(argv=None) -> int:
                         "seconds": r.timings["pretrain"] + r.timings["cluster"],
                         "pretrain_seconds": r.timings["pretrain"], "cluster_seconds": r.timings["cluster"],
                         "pretrain_cache_hit": r.pretrain_cache_hit, "n_iter": r.n_iter, "converged": r.converged,
-                        "config": r.config, "reduced_budget": bool(over),
-                        "budget": describe_budget(method, dataset, over),
+                        "config": r.config,
                         "wall_seconds": time.perf_counter() - t0,
                     }
+                    # a step cap that the run never reached (it converged first) reduced nothing
+                    cells[key]["budget"], cells[key]["reduced_budget"] = cell_budget(cells[key])
                     print(f"    ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f}  "
                           f"pretrain {r.timings['pretrain']:.0f} s{' (cached)' if r.pretrain_cache_hit else ''}, "
                           f"cluster {r.timings['cluster']:.0f} s, {r.n_iter} it{' converged' if r.converged else ''}",

@@ -53,6 +53,17 @@ def _table(dataset: str, method: str, runs: list[dict], mean: dict, std: dict) -
     return "\n".join(lines)
 
 
+def select_classes(x: np.ndarray, y: np.ndarray, classes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The images of the listed classes, relabelled 0..len(classes)-1 in the order given."""
+    present = set(np.unique(y).tolist())
+    missing = [c for c in classes if c not in present]
+    if missing or len(set(classes)) != len(classes) or len(classes) < 2:
+        raise ValueError(f"--classes needs at least two distinct labels of the data set {sorted(present)}; got {classes}")
+    keep = np.isin(y, classes)
+    remap = {c: i for i, c in enumerate(classes)}
+    return x[keep], np.asarray([remap[int(v)] for v in y[keep]])
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .cache import PretrainCache, default_cache_dir
     from .data import load_dataset
@@ -76,6 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = PretrainCache(cache_dir)
 
     x, y = load_dataset(args.dataset, args.data_dir, args.subset)
+    if args.classes is not None:
+        x, y = select_classes(x, y, args.classes)
     k = int(y.max()) + 1
     print(f"{args.dataset} ({args.subset}): {x.shape[0]} images {x.shape[1:]}, {k} clusters; "
           f"{args.method} ({args.arch}) config {config}", file=sys.stderr)
@@ -97,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             cfg["skip_weights"] = SKIP_PRESETS.get(cfg["skips"]) if isinstance(cfg["skips"], str) else cfg["skips"]
         atomic_write_json(out / "results.json", {
             "dataset": args.dataset, "method": args.method, "arch": args.arch, "subset": args.subset,
+            "classes": args.classes, "n_samples": int(x.shape[0]),
             "config": cfg, "runs": runs, "mean": {k_: mean[k_] for k_ in ("acc", "nmi", "ari")},
             "std": {k_: std[k_] for k_ in ("acc", "nmi", "ari")},
         })
@@ -117,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataset", default="usps", choices=sorted(DATASETS))
     r.add_argument("--data-dir", default=None, help="folder with the data set's files (default: embedded copy / standard places)")
     r.add_argument("--subset", default="all", choices=["all", "train", "test"])
+    r.add_argument("--classes", type=int, nargs="+", default=None,
+                   help="keep only these labels (e.g. 0 1: a two-class set for --arch binary)")
     r.add_argument("--method", default="sdekc", choices=list(METHODS), help="see the list below")
     r.add_argument("--arch", default="default", choices=["default", "binary"],
                    help="binary: the Table 2 preset (conv 4-2-1, 3x3, tanh, 2-unit embedding); CAE methods only")
