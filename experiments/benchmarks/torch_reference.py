@@ -104,7 +104,7 @@ def load_jax_params(model: TorchCAE, params) -> TorchCAE:
 
 
 def to_nchw(x) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2)))
+    return torch.from_numpy(np.array(np.asarray(x, np.float32).transpose(0, 3, 1, 2), order="C"))  # a writable copy
 
 
 def max_output_difference(jax_model, params, torch_model, x) -> float:
