@@ -97,7 +97,7 @@ def describe_budget(method, dataset: str, used: dict, converged: bool = False) -
         steps = (it - 1) * cfg["steps_per_iter"]
         full = (cfg["max_iters"] - 1) * cfg["steps_per_iter"]
         capped = it != cfg["max_iters"]
-        parts.append(f"≤{steps} steps" + (f" (of {full}; converged before the cap)" if capped and converged else
+        parts.append(f"≤{steps} steps" + (f" (of {full}; converged within the cap)" if capped and converged else
                                           f" (of {full})" if capped else ""))
     return ", ".join(parts) or "full"
 
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
                         "config": r.config,
                         "wall_seconds": time.perf_counter() - t0,
                     }
-                    # a step cap that the run never reached (it converged first) reduced nothing
+                    # a step cap within which the run converged reduced nothing
                     cells[key]["budget"], cells[key]["reduced_budget"] = cell_budget(cells[key])
                     print(f"    ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f}  "
                           f"pretrain {r.timings['pretrain']:.0f} s{' (cached)' if r.pretrain_cache_hit else ''}, "
