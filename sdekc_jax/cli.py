@@ -119,6 +119,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None ones (their help text says what None means)."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASETS
     from .methods import METHODS
@@ -126,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sdekc", description="SDEKC: deep embedded K-means clustering with skip connections (JAX)")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train and evaluate a method on a data set",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=_HelpFormatter,
                        epilog="methods: " + "; ".join(f"{m.name}: {m.description}" for m in METHODS.values()))
     r.add_argument("--dataset", default="usps", choices=sorted(DATASETS))
     r.add_argument("--data-dir", default=None, help="folder with the data set's files (default: embedded copy / standard places)")
