@@ -102,66 +102,88 @@ def describe_budget(method, dataset: str, used: dict, converged: bool = False) -
     return ", ".join(parts) or "full"
 
 
+def add_common_args(p, name: str) -> None:
+    """The flags every grid runner shares (budgets, output, cache, progress, report)."""
+    p.add_argument("--max-pretrain-epochs", type=int, default=None, help="cap on every method's pretraining epochs")
+    p.add_argument("--max-cluster-steps", type=int, default=None, help="cap on the clustering phase's optimiser steps")
+    p.add_argument("--out", default=f"results/{name}")
+    p.add_argument("--cache-dir", default=None, help="pretraining cache (default: SDEKC_JAX_PRETRAIN_CACHE or ~/.cache/sdekc_jax/pretrained)")
+    p.add_argument("--progress", action="store_true", help="progress bars for each cell")
+    p.add_argument("--report", action="store_true", help=f"only rewrite <out>/{name}.md from <out>/{name}.json")
+
+
+def open_grid(out: str, name: str) -> tuple[Path, dict]:
+    """``(<out>/<name>.json, its state)``; the state is ``{"cells": {}}`` for a new grid."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    return path, (json.loads(path.read_text()) if path.exists() else {"cells": {}})
+
+
+def save_grid(path: Path, state: dict, markdown_fn) -> str:
+    """Write the state and its Markdown report (both atomically); returns the report."""
+    md = markdown_fn(state["cells"])
+    atomic_write_json(path, state)
+    atomic_write_text(path.with_suffix(".md"), md)
+    return md
+
+
+def run_cell(name: str, dataset: str, seed: int, x, y, *, cache, progress: bool, overrides: dict, log_key: str,
+             **run_kwargs) -> dict:
+    """One (method, data set, seed) cell: its metrics, timings and config, or its error."""
+    t0 = time.perf_counter()
+    print(f"[{time.strftime('%H:%M:%S')}] {log_key} {overrides or 'default budget'}", file=sys.stderr, flush=True)
+    k = int(y.max()) + 1
+    try:
+        r = run(name, x, k, seed=seed, dataset=dataset, cache=cache, verbose=progress, **run_kwargs, **overrides)
+    except Exception as e:  # keep going; the cell is retried next run
+        traceback.print_exc()
+        return {"method": name, "dataset": dataset, "seed": seed, "error": f"{type(e).__name__}: {e}"}
+    m = evaluate(y, r.labels)
+    cell = {
+        "method": name, "dataset": dataset, "seed": seed, **m,
+        "seconds": r.timings["pretrain"] + r.timings["cluster"],
+        "pretrain_seconds": r.timings["pretrain"], "cluster_seconds": r.timings["cluster"],
+        "pretrain_cache_hit": r.pretrain_cache_hit, "n_iter": r.n_iter, "converged": r.converged,
+        "config": r.config,
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    # a step cap within which the run converged reduced nothing
+    cell["budget"], cell["reduced_budget"] = cell_budget(cell)
+    print(f"    ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f}  "
+          f"pretrain {r.timings['pretrain']:.0f} s{' (cached)' if r.pretrain_cache_hit else ''}, "
+          f"cluster {r.timings['cluster']:.0f} s, {r.n_iter} it{' converged' if r.converged else ''}",
+          file=sys.stderr, flush=True)
+    return cell
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["usps"])
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--data-root", default=None, help="folder with one sub-folder per data set (default: each loader's default)")
-    p.add_argument("--max-pretrain-epochs", type=int, default=None, help="cap on every method's pretraining epochs")
-    p.add_argument("--max-cluster-steps", type=int, default=None, help="cap on the clustering phase's optimiser steps")
-    p.add_argument("--out", default="results/table3")
-    p.add_argument("--cache-dir", default=None, help="pretraining cache (default: SDEKC_JAX_PRETRAIN_CACHE or ~/.cache/sdekc_jax/pretrained)")
-    p.add_argument("--progress", action="store_true", help="progress bars for each cell")
-    p.add_argument("--report", action="store_true", help="only rewrite <out>/table3.md from <out>/table3.json")
+    add_common_args(p, "table3")
     args = p.parse_args(argv)
 
     _enable_compilation_cache()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "table3.json"
-    state = json.loads(path.read_text()) if path.exists() else {"cells": {}}
+    path, state = open_grid(args.out, "table3")
     cells = state["cells"]
     if args.report:
-        atomic_write_text(out / "table3.md", markdown(cells))
-        print(markdown(cells))
+        print(save_grid(path, state, markdown))
         return 0
     cache = PretrainCache(args.cache_dir or default_cache_dir())
     for dataset in args.datasets:
         x, y = load(dataset, args.data_root)
-        k = int(y.max()) + 1
         for seed in args.seeds:  # seed-major: a partial run covers every method
             for name in args.methods:
                 key = f"{name}|{dataset}|{seed}"
                 if key in cells and "error" not in cells[key]:
                     continue
-                method = get_method(name)
-                over = budget_overrides(method, dataset, args.max_pretrain_epochs, args.max_cluster_steps)
-                t0 = time.perf_counter()
-                print(f"[{time.strftime('%H:%M:%S')}] {key} {over or 'default budget'}", file=sys.stderr, flush=True)
-                try:
-                    r = run(name, x, k, seed=seed, dataset=dataset, cache=cache, verbose=args.progress, **over)
-                except Exception as e:  # keep going; the cell is retried next run
-                    traceback.print_exc()
-                    cells[key] = {"method": name, "dataset": dataset, "seed": seed, "error": f"{type(e).__name__}: {e}"}
-                else:
-                    m = evaluate(y, r.labels)
-                    cells[key] = {
-                        "method": name, "dataset": dataset, "seed": seed, **m,
-                        "seconds": r.timings["pretrain"] + r.timings["cluster"],
-                        "pretrain_seconds": r.timings["pretrain"], "cluster_seconds": r.timings["cluster"],
-                        "pretrain_cache_hit": r.pretrain_cache_hit, "n_iter": r.n_iter, "converged": r.converged,
-                        "config": r.config,
-                        "wall_seconds": time.perf_counter() - t0,
-                    }
-                    # a step cap within which the run converged reduced nothing
-                    cells[key]["budget"], cells[key]["reduced_budget"] = cell_budget(cells[key])
-                    print(f"    ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f}  "
-                          f"pretrain {r.timings['pretrain']:.0f} s{' (cached)' if r.pretrain_cache_hit else ''}, "
-                          f"cluster {r.timings['cluster']:.0f} s, {r.n_iter} it{' converged' if r.converged else ''}",
-                          file=sys.stderr, flush=True)
-                atomic_write_json(path, state)
-                atomic_write_text(out / "table3.md", markdown(cells))
+                over = budget_overrides(get_method(name), dataset, args.max_pretrain_epochs, args.max_cluster_steps)
+                cells[key] = run_cell(name, dataset, seed, x, y, cache=cache, progress=args.progress,
+                                      overrides=over, log_key=key)
+                save_grid(path, state, markdown)
     print(markdown(cells))
     return 0
 

@@ -109,6 +109,7 @@ def cluster(
     kmeans_n_init: int = 10,
     chunk_size: int = 10,
     verbose: bool = True,
+    record_labels: bool = False,
 ) -> ClusterResult:
     """Run the clustering phase (Algorithm 1) from pretrained encoder parameters.
 
@@ -118,6 +119,7 @@ def cluster(
       params: the encoder parameters (a pytree).
       x: all data (n, ...), kept on the device.
       tol: stop when fewer than ``tol * n`` points change cluster between iterations.
+      record_labels: keep every iteration's labels in ``history["labels"]`` (n_iter, n).
     """
     x = jnp.asarray(x, jnp.float32)
     embed_dim = jax.eval_shape(embed_fn, params, x[:1]).shape[-1]
@@ -126,5 +128,5 @@ def cluster(
                  init_labels=jnp.zeros((x.shape[0],), jnp.int32),
                  init_aux=jnp.zeros((n_clusters, embed_dim), jnp.float32), max_iters=max_iters,
                  steps_per_iter=steps_per_iter, batch_size=batch_size, tol=tol, chunk_size=chunk_size,
-                 verbose=verbose)
+                 verbose=verbose, record_labels=record_labels)
     return ClusterResult(r.params, r.labels, np.asarray(r.aux), r.n_iter, r.converged, r.history)

@@ -108,6 +108,7 @@ def cluster_dec(
     kmeans_n_init: int = 20,
     chunk_size: int = 10,
     verbose: bool = True,
+    record_labels: bool = False,
 ) -> DECResult:
     """DEC-style clustering from pretrained parameters.
 
@@ -120,6 +121,7 @@ def cluster_dec(
       optimizer: defaults to DEC-keras' SGD(lr 0.01, momentum 0.9).
       update_interval: steps between refreshes of P; ``max_iters`` counts refreshes, so DEC's
         ``maxiter`` steps correspond to ``ceil(maxiter / update_interval)``.
+      record_labels: keep every refresh's labels in ``history["labels"]`` (n_iter, n).
     """
     if not (np.isfinite(gamma) and gamma > 0) or not (np.isfinite(alpha) and alpha > 0):
         raise ValueError(f"gamma and alpha must be positive numbers, got gamma={gamma!r}, alpha={alpha!r}")
@@ -132,6 +134,7 @@ def cluster_dec(
     tx = optimizer if optimizer is not None else optax.sgd(0.01, momentum=0.9)
     r = run_loop(dec_refresh(embed, alpha), dec_loss(embed, alpha, gamma, rec), params, x, loop_key, tx=tx,
                  init_labels=km.labels, init_aux=None, max_iters=max_iters, steps_per_iter=update_interval,
-                 batch_size=batch_size, tol=tol, chunk_size=chunk_size, desc="dec", verbose=verbose)
+                 batch_size=batch_size, tol=tol, chunk_size=chunk_size, desc="dec", verbose=verbose,
+                 record_labels=record_labels)
     return DECResult(r.params, r.labels, np.asarray(r.params["centers"]), r.n_iter, r.converged, r.history,
                      np.asarray(km.labels))

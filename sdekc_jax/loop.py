@@ -72,13 +72,15 @@ def init_loop_state(params: Any, tx: optax.GradientTransformation, labels: jax.A
 
 
 def make_chunk_fn(refresh: Callable, loss: Callable, tx: optax.GradientTransformation, *, steps_per_iter: int,
-                  tol: float, chunk_size: int) -> Callable:
+                  tol: float, chunk_size: int, record_labels: bool = False) -> Callable:
     """``chunk(state, x, plan, max_iters) -> (state, records)``: up to ``chunk_size`` iterations,
     jitted. ``plan`` is the mini-batch plan ``(indices, mask)`` of :func:`pretrain.batch_plan`;
     the steps cycle through it (the step counter carries over between iterations).
 
     Iterations after convergence or past ``max_iters`` are skipped (the state is unchanged and
     their record has ``ran=False``), so the iterations that ran come first in ``records``.
+    ``record_labels=True`` adds each refresh's labels (n,) to its record (for curves of ACC/NMI
+    over the iterations; memory ``chunk_size * n`` per chunk, ``n_iter * n`` in the history).
     """
 
     def iteration(state, x, plan, max_iters):
@@ -109,6 +111,8 @@ def make_chunk_fn(refresh: Callable, loss: Callable, tx: optax.GradientTransform
         new_state = dict(state, params=params, opt_state=opt_state, step=step, labels=r.labels.astype(jnp.int32),
                          aux=r.aux, iteration=state["iteration"] + 1, done=done)
         record = {"n_changed": n_changed, **r.record, "loss": mean_loss, "ran": jnp.ones((), bool)}
+        if record_labels:
+            record["labels"] = r.labels.astype(jnp.int32)
         return new_state, record
 
     @functools.partial(jax.jit, donate_argnums=(0,))
@@ -130,11 +134,12 @@ def make_chunk_fn(refresh: Callable, loss: Callable, tx: optax.GradientTransform
 def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: jax.Array, *,
              tx: optax.GradientTransformation, init_labels: jax.Array, init_aux: Any, max_iters: int,
              steps_per_iter: int, batch_size: int, tol: float, chunk_size: int = 10, desc: str = "cluster",
-             verbose: bool = True) -> LoopResult:
+             verbose: bool = True, record_labels: bool = False) -> LoopResult:
     """Run refresh/train iterations from ``params`` until the stop rule or ``max_iters``.
 
     The mini-batches are one fixed shuffled order of the data (drawn from ``key``), cycled; the
     last batch of the order is padded and masked, so every point has the same weight.
+    ``record_labels=True`` keeps every refresh's labels in ``history["labels"]`` (n_iter, n).
     """
     if max_iters < 1 or steps_per_iter < 0 or batch_size < 1 or chunk_size < 1:
         raise ValueError("max_iters, batch_size and chunk_size must be >= 1 and steps_per_iter >= 0")
@@ -144,7 +149,8 @@ def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: 
     # copies: the chunks donate their state, the caller keeps its arrays
     state = init_loop_state(jax.tree.map(jnp.array, params), tx, jnp.array(init_labels),
                             jax.tree.map(jnp.array, init_aux), loop_key)
-    chunk_fn = make_chunk_fn(refresh, loss, tx, steps_per_iter=steps_per_iter, tol=tol, chunk_size=chunk_size)
+    chunk_fn = make_chunk_fn(refresh, loss, tx, steps_per_iter=steps_per_iter, tol=tol, chunk_size=chunk_size,
+                             record_labels=record_labels)
     records = []
     bar = progress(total=max_iters, desc=desc, unit="it", disable=not verbose)
     n_iter = 0
@@ -156,7 +162,7 @@ def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: 
         n_iter += ran
         bar.update(ran)
         bar.set_postfix({k: (f"{float(v[ran - 1]):.4g}" if np.issubdtype(v.dtype, np.floating) else int(v[ran - 1]))
-                         for k, v in rec.items() if k not in ("ran", "loss")})
+                         for k, v in rec.items() if k not in ("ran", "loss", "labels")})
     bar.close()
     history = {k: np.concatenate([r[k] for r in records]) for k in records[0]}
     for k, v in history.items():

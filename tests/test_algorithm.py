@@ -74,6 +74,22 @@ def test_same_seed_same_result(blobs):
         np.testing.assert_array_equal(u, w)
 
 
+def test_recorded_labels_are_each_iterations_labels(blobs):
+    """record_labels keeps every refresh's labelling and changes nothing else."""
+    from sdekc_jax.metrics import count_changed
+    a = run(blobs, max_iters=5, tol=0.0, chunk_size=2)
+    b = run(blobs, max_iters=5, tol=0.0, chunk_size=2, record_labels=True)
+    lab = b.history["labels"]
+    assert lab.shape == (5, blobs[0].shape[0]) and lab.dtype == np.int32
+    np.testing.assert_array_equal(lab[-1], b.labels)
+    np.testing.assert_array_equal(b.labels, a.labels)
+    for u, w in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_array_equal(u, w)
+    # the recorded n_changed is the Hungarian-matched change between consecutive recorded labellings
+    assert [count_changed(lab[i - 1], lab[i], K) for i in range(1, 5)] == list(b.history["n_changed"][1:])
+    assert "labels" not in a.history
+
+
 def test_bad_arguments(blobs):
     with pytest.raises(ValueError):
         run(blobs, max_iters=0)

@@ -45,3 +45,22 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):
     cells = json.loads((out / "table3.json").read_text())["cells"]
     assert len(cells) == 2 and all("loss became nan" in c["error"] for c in cells.values())
     assert "Failed cells" in (out / "table3.md").read_text()
+
+
+def test_paper_table3_is_data_for_every_method_and_data_set():
+    from sdekc_jax.config import PAPER_TABLE3, TABLE3_DATASETS
+    from sdekc_jax.methods import METHODS
+    assert set(PAPER_TABLE3) == set(METHODS)
+    for m, row in PAPER_TABLE3.items():
+        assert set(row) == set(TABLE3_DATASETS), m
+        for v in row.values():
+            assert v is None or (len(v) == 2 and all(0 < t < 1 for t in v))
+    assert PAPER_TABLE3["sdekc"]["usps"] == (0.8035, 0.8205)
+    md = table3.markdown({"dec|usps|0": {"method": "dec", "dataset": "usps", "seed": 0, "acc": 0.7, "nmi": 0.7,
+                                         "ari": 0.6, "seconds": 1.0, "config": get_method("dec").config("usps"),
+                                         "converged": True},
+                          "sdekc|usps|0": {"method": "sdekc", "dataset": "usps", "seed": 0, "acc": 0.8, "nmi": 0.8,
+                                           "ari": 0.7, "seconds": 1.0, "config": get_method("sdekc").config("usps"),
+                                           "converged": True}})
+    assert "| usps | dec | 1 |" in md and "not transcribed" in md
+    assert "0.8035 / 0.8205 | -0.0035 |" in md

@@ -143,11 +143,13 @@ def build_model(method: Method, image_shape: tuple[int, int, int], n_clusters: i
 
 def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0, dataset: str | None = None,
                arch: str = "default", cache: PretrainCache | None = None, verbose: bool = True,
-               **overrides) -> MethodResult:
+               record_labels: bool = False, **overrides) -> MethodResult:
     """Run ``method`` on images ``x`` (N, H, W, C) float32 and return its labels and records.
 
     ``overrides`` replace settings of :meth:`Method.config` (None keeps the default);
-    ``cache`` defaults to ``PretrainCache(default_cache_dir())``.
+    ``cache`` defaults to ``PretrainCache(default_cache_dir())``. ``record_labels=True`` keeps the
+    labels of every clustering iteration in ``history["labels"]`` (n_iter, n) (DEC and Algorithm 1
+    families; the K-means methods have one labelling).
     """
     cfg = method.config(dataset, **overrides)
     if arch not in method.archs:
@@ -196,7 +198,7 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
         r = cluster(embed, encoder_params(params), xj, n_clusters, cl_key, max_iters=cfg["max_iters"],
                     steps_per_iter=cfg["steps_per_iter"], batch_size=cfg["batch_size"],
                     learning_rate=cfg["learning_rate"], tol=cfg["tol"], kmeans_n_init=cfg["kmeans_n_init"],
-                    verbose=verbose)
+                    verbose=verbose, record_labels=record_labels)
         labels, n_iter, converged, hist = r.labels, r.n_iter, r.converged, r.history
         final = {**params, **r.params}
         z = embed_all(embed, r.params, xj)
@@ -207,7 +209,7 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
                         alpha=cfg["alpha"], optimizer=make_optimizer(cfg["cluster_optimizer"]),
                         update_interval=cfg["steps_per_iter"], max_iters=cfg["max_iters"],
                         batch_size=cfg["batch_size"], tol=cfg["tol"], kmeans_n_init=cfg["kmeans_n_init"],
-                        verbose=verbose)
+                        verbose=verbose, record_labels=record_labels)
         labels, n_iter, converged, hist = r.labels, r.n_iter, r.converged, r.history
         final = {**params, **r.params["model"], "centers": r.params["centers"]}
         z = embed_all(embed, r.params["model"], xj)

@@ -1,0 +1,115 @@
+"""experiments/table2.py and experiments/figures.py: data choice, resumable cells, the plots' numbers."""
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sdekc_jax.methods import MethodResult
+
+EXP = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def _load(name):
+    sys.path.insert(0, str(EXP))
+    spec = importlib.util.spec_from_file_location(name, EXP / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+table2 = _load("table2")
+figures = _load("figures")
+
+
+def _seismic(folder: Path, n=48):
+    """Two classes of 16x48 'traces': energy in the top or the bottom half."""
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 2
+    x = rng.normal(0, 0.1, (n, 16, 48))
+    x[y == 0, :8] += 1.0
+    x[y == 1, 8:] += 1.0
+    folder.mkdir(parents=True)
+    np.save(folder / "x.npy", x.astype(np.float32))
+    np.save(folder / "y.npy", y + 1)  # labels 1/2: the loader remaps them to 0/1
+
+
+def test_table2_prefers_seismic_and_falls_back_to_a_usps_pair(tmp_path):
+    assert table2.choose_data(None, None, None) == ("usps", [3, 5])
+    assert table2.choose_data(str(tmp_path), None, [0, 1]) == ("usps", [0, 1])
+    (tmp_path / "seismic").mkdir()
+    assert table2.choose_data(str(tmp_path), None, None) == ("seismic", None)
+    assert table2.choose_data(str(tmp_path), "usps", [4, 9]) == ("usps", [4, 9])
+    assert table2.data_label("usps", [3, 5]) == "usps 3 vs 5"
+
+
+def test_table2_needs_two_classes(tmp_path):
+    with pytest.raises(SystemExit):
+        table2.main(["--dataset", "usps", "--out", str(tmp_path / "t2")])
+
+
+def test_table2_runs_both_methods_with_the_binary_preset_and_resumes(tmp_path, monkeypatch):
+    _seismic(tmp_path / "data" / "seismic")
+    out = tmp_path / "t2"
+    args = ["--data-root", str(tmp_path / "data"), "--seeds", "0", "--max-pretrain-epochs", "2",
+            "--max-cluster-steps", "20", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]
+    assert table2.main(args) == 0
+    cells = json.loads((out / "table2.json").read_text())["cells"]
+    assert set(cells) == {"idcec|seismic|0", "sidcec|seismic|0"}
+    for c in cells.values():
+        assert "error" not in c, c
+        assert c["arch"] == "binary" and c["n_samples"] == 48 and c["data"] == "seismic"
+        assert c["config"]["pretrain_epochs"] == 2 and c["reduced_budget"]
+        assert 0.5 <= c["acc"] <= 1.0
+    assert cells["idcec|seismic|0"]["config"]["skips"] in (None, "none")
+    assert cells["sidcec|seismic|0"]["config"]["skips"] not in (None, "none")
+    md = (out / "table2.md").read_text()
+    assert "| seismic | idcec | 1 |" in md and "| seismic | sidcec | 1 |" in md
+    d = cells["sidcec|seismic|0"]["acc"] - cells["idcec|seismic|0"]["acc"]
+    assert f"SIDCEC − IDCEC over 1 paired seeds: ACC {d:+.4f}" in md
+
+    monkeypatch.setattr(table2.table3, "run_cell", lambda *a, **k: pytest.fail("finished cell recomputed"))
+    assert table2.main(args) == 0
+
+
+def test_curves_are_the_metrics_of_each_recorded_labelling():
+    hist = {"labels": np.array([[0, 0, 1, 1], [0, 1, 1, 1], [1, 1, 0, 0]]), "n_changed": np.array([4, 1, 0])}
+    c = figures.curves(hist, np.array([0, 0, 1, 1]))
+    assert c["iteration"] == [0, 1, 2]
+    np.testing.assert_allclose(c["acc"], [1.0, 0.75, 1.0])
+    assert c["nmi"][0] == pytest.approx(1.0) and c["nmi"][2] == pytest.approx(1.0) and c["nmi"][1] < 1
+    assert c["changed_fraction"] == [None, 0.25, 0.0]
+
+
+def test_figures_writes_every_plot_and_the_numbers_behind_them(tmp_path, monkeypatch):
+    """The orchestration, with the methods replaced by fakes (training is tested elsewhere)."""
+    calls = []
+
+    def fake_run(method, x, k, *, seed, record_labels=False, **kw):
+        calls.append((method, record_labels))
+        n = len(x)
+        rng = np.random.default_rng(len(calls))
+        labels = rng.integers(0, k, n)
+        emb = None if method == "kmeans" else rng.normal(size=(n, k)).astype(np.float32)
+        hist = {}
+        if record_labels:
+            hist = {"labels": np.stack([rng.integers(0, k, n) for _ in range(3)] + [labels]),
+                    "n_changed": np.array([n, 30, 5, 0])}
+        return MethodResult(method, labels, emb, {"seed": seed}, 4, True, hist, {"pretrain": 0, "cluster": 0}, False)
+
+    monkeypatch.setattr(figures, "run", fake_run)
+    out = tmp_path / "fig"
+    assert figures.main(["--n-samples", "90", "--n-points", "60", "--out", str(out)]) == 0
+    assert calls == [("kmeans", False), ("cae-kmeans", False), ("dec", False), ("dekm", True), ("sdekc", True)]
+    rep = json.loads((out / "figures.json").read_text())
+    assert rep["n_samples"] == 90 and rep["n_points"] == 60
+    assert set(rep["panels"]) == {"raw", "ae", "dec", "dekm", "sdekc"}
+    assert set(rep["curves"]) == {"dekm", "sdekc"}
+    assert rep["curves"]["dekm"]["changed_fraction"] == [None, 30 / 90, 5 / 90, 0.0]
+    for f in ["tsne.png", "curves.png"] + [f"tsne-{p}.png" for p in rep["panels"]]:
+        assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f
+    z = np.load(out / "tsne.npz")
+    assert z["labels"].shape == (60,)
+    assert all(z[f"tsne_{p}"].shape == (60, 2) and np.isfinite(z[f"tsne_{p}"]).all() for p in rep["panels"])
