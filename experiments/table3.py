@@ -1,7 +1,11 @@
 """Table 3: every method x data set x seed, resumable, beside the paper's numbers.
 
-    python experiments/table3.py --datasets usps --seeds 0 1 2 \
-        --max-pretrain-epochs 50 --max-cluster-steps 4000 --out results/table3
+    python experiments/table3.py --data-root ../shared/data --seeds 0 1 2 3 4 --out results/table3
+    python experiments/table3.py --datasets usps --methods dekm sdekc --max-pretrain-epochs 50
+
+Without ``--datasets`` the grid covers every Table 3 data set found locally: each folder of
+``--data-root`` named after a data set (``mnist``, ``usps``, ``fashion-mnist``, ``coil20``,
+``frgc``), the USPS copy embedded in the package, and Debian's Fashion-MNIST when installed.
 
 Each finished (method, data set, seed) cell is written at once to ``<out>/table3.json`` (atomic
 write) and skipped on the next run, so a long grid can be completed over several runs; a cell
@@ -27,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdekc_jax.cache import PretrainCache, default_cache_dir  # noqa: E402
 from sdekc_jax.cli import _enable_compilation_cache  # noqa: E402
-from sdekc_jax.config import PAPER_RESULTS  # noqa: E402
-from sdekc_jax.data import load_dataset  # noqa: E402
+from sdekc_jax.config import PAPER_RESULTS, TABLE3_DATASETS  # noqa: E402
+from sdekc_jax.data import DEBIAN_FASHION_MNIST_DIR, load_dataset  # noqa: E402
 from sdekc_jax.io import atomic_write_json, atomic_write_text  # noqa: E402
 from sdekc_jax.methods import METHODS, get_method, run  # noqa: E402
 from sdekc_jax.metrics import evaluate  # noqa: E402
@@ -45,6 +49,18 @@ def budget_overrides(method, dataset: str, max_pretrain_epochs: int | None, max_
         if cfg["max_iters"] > cap:
             out["max_iters"] = cap
     return out
+
+
+def available_datasets(data_root: str | None) -> list[str]:
+    """The Table 3 data sets that can be loaded here: those with a folder under ``data_root``,
+    USPS (embedded in the package) and Fashion-MNIST when Debian's copy is installed."""
+    found = []
+    for name in TABLE3_DATASETS:
+        if data_root is not None and (Path(data_root) / name).is_dir():
+            found.append(name)
+        elif name == "usps" or (name == "fashion-mnist" and DEBIAN_FASHION_MNIST_DIR.is_dir()):
+            found.append(name)
+    return found
 
 
 def load(dataset: str, data_root: str | None):
@@ -159,7 +175,9 @@ def run_cell(name: str, dataset: str, seed: int, x, y, *, cache, progress: bool,
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", nargs="+", default=["usps"])
+    p.add_argument("--datasets", nargs="+", default=None,
+                   help="default: every Table 3 data set found (a folder under --data-root, the embedded USPS, "
+                        "Debian's Fashion-MNIST)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--data-root", default=None, help="folder with one sub-folder per data set (default: each loader's default)")
@@ -172,6 +190,11 @@ def main(argv=None) -> int:
     if args.report:
         print(save_grid(path, state, markdown))
         return 0
+    if args.datasets is None:
+        args.datasets = available_datasets(args.data_root)
+        missing = [d for d in TABLE3_DATASETS if d not in args.datasets]
+        print(f"data sets: {', '.join(args.datasets)}" + (f" (not found: {', '.join(missing)})" if missing else ""),
+              file=sys.stderr, flush=True)
     cache = PretrainCache(args.cache_dir or default_cache_dir())
     for dataset in args.datasets:
         x, y = load(dataset, args.data_root)

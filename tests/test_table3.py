@@ -22,7 +22,7 @@ def test_budget_caps_bind_only_below_the_defaults():
 
 def test_cells_are_kept_and_skipped(tmp_path, monkeypatch):
     out = tmp_path / "t3"
-    assert table3.main(["--methods", "kmeans", "--seeds", "0", "1", "--out", str(out)]) == 0
+    assert table3.main(["--datasets", "usps", "--methods", "kmeans", "--seeds", "0", "1", "--out", str(out)]) == 0
     cells = json.loads((out / "table3.json").read_text())["cells"]
     assert set(cells) == {"kmeans|usps|0", "kmeans|usps|1"}
     assert all(0.5 < c["acc"] < 0.8 and c["budget"] == "full" and not c["reduced_budget"] for c in cells.values())
@@ -31,7 +31,7 @@ def test_cells_are_kept_and_skipped(tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(table3, "run", lambda *a, **k: calls.append(a) or pytest.fail("finished cell recomputed"))
-    assert table3.main(["--methods", "kmeans", "--seeds", "0", "1", "--out", str(out)]) == 0
+    assert table3.main(["--datasets", "usps", "--methods", "kmeans", "--seeds", "0", "1", "--out", str(out)]) == 0
     assert calls == []
 
 
@@ -41,7 +41,7 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):
 
     monkeypatch.setattr(table3, "run", boom)
     out = tmp_path / "t3"
-    assert table3.main(["--methods", "kmeans", "--seeds", "0", "1", "--out", str(out)]) == 0
+    assert table3.main(["--datasets", "usps", "--methods", "kmeans", "--seeds", "0", "1", "--out", str(out)]) == 0
     cells = json.loads((out / "table3.json").read_text())["cells"]
     assert len(cells) == 2 and all("loss became nan" in c["error"] for c in cells.values())
     assert "Failed cells" in (out / "table3.md").read_text()
@@ -64,3 +64,14 @@ def test_paper_table3_is_data_for_every_method_and_data_set():
                                            "converged": True}})
     assert "| usps | dec | 1 |" in md and "not transcribed" in md
     assert "0.8035 / 0.8205 | -0.0035 |" in md
+
+
+def test_the_default_grid_covers_the_data_sets_found(tmp_path, monkeypatch):
+    monkeypatch.setattr(table3, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-debian")
+    assert table3.available_datasets(None) == ["usps"]  # embedded
+    (tmp_path / "coil20").mkdir()
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "seismic").mkdir()  # not a Table 3 data set
+    assert table3.available_datasets(str(tmp_path)) == ["mnist", "usps", "coil20"]
+    monkeypatch.setattr(table3, "DEBIAN_FASHION_MNIST_DIR", tmp_path)
+    assert table3.available_datasets(None) == ["usps", "fashion-mnist"]
