@@ -87,3 +87,24 @@ def test_skip_presets():
         resolve_skips("both")
     with pytest.raises(ValueError, match="finite"):
         resolve_skips((float("nan"), 1.0))
+
+
+def test_methods_share_the_estimators_input_checks():
+    """run_method validates images like SDEKC.fit: NaN refused up front, (N, H, W) and uint8 accepted."""
+    from sdekc_jax.methods import run
+    x = np.random.default_rng(0).random((40, 16, 16, 1)).astype(np.float32)
+    bad = x.copy()
+    bad[3, 2, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        run("sdekc", bad, 3, verbose=False)
+    with pytest.raises(ValueError, match=r"\(N, H, W\) or \(N, H, W, C\)"):
+        run("sdekc", x.reshape(40, -1), 3, verbose=False)
+    with pytest.raises(ValueError, match="dtype int64"):
+        run("kmeans", (x * 255).astype(np.int64), 3, verbose=False)
+    a = run("kmeans", (x * 255).astype(np.uint8)[..., 0], 3, verbose=False)
+    b = run("kmeans", ((x * 255).astype(np.uint8) / np.float32(255)).astype(np.float32), 3, verbose=False)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    with pytest.raises(ValueError, match="two finite numbers"):
+        resolve_skips(("a", 1.0))
+    with pytest.raises(ValueError, match="two finite numbers"):
+        resolve_skips((np.inf, 1.0))

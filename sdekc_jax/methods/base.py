@@ -28,11 +28,11 @@ import optax
 
 from ..algorithm import cluster, embed_all
 from ..cache import PretrainCache, cached_pretrain, default_cache_dir
-from ..config import SKIP_PRESETS
 from ..dec import cluster_dec
 from ..kmeans import kmeans
 from ..models import ARAE, CAE, DenseAE, binary_cae, check_image_shape, embed_fn, encoder_params
 from ..pretrain import pretrain
+from ..validation import check_images, resolve_skips
 
 CACHE_FORMAT = 1  # bump when pretraining numerics change, so old cache entries are not reused
 
@@ -110,31 +110,20 @@ def make_optimizer(spec: Mapping[str, Any]) -> optax.GradientTransformation:
     return tx
 
 
-def _skip_weights(skips) -> tuple[float, float] | None:
-    if skips is None or isinstance(skips, str):
-        if skips is not None and skips not in SKIP_PRESETS:
-            raise ValueError(f"unknown skip preset {skips!r}; choose one of {sorted(SKIP_PRESETS)} or pass (w_enc, w_dec)")
-        return None if skips is None else SKIP_PRESETS[skips]
-    w = tuple(float(v) for v in skips)
-    if len(w) != 2 or not all(np.isfinite(w)):
-        raise ValueError(f"skips must be a preset name, None or two finite numbers (w_enc, w_dec); got {skips!r}")
-    return w
-
-
 def build_model(method: Method, image_shape: tuple[int, int, int], n_clusters: int, cfg: dict, arch: str):
     """The autoencoder of ``method`` and a JSON-able description of it (part of the cache key)."""
     if arch not in method.archs:
         raise ValueError(f"method {method.name!r} has no architecture {arch!r}; it supports {list(method.archs)}")
     d = cfg.get("embedding_dim") or n_clusters
     if arch == "binary":
-        skips = _skip_weights(cfg["skips"])
+        skips = resolve_skips(cfg["skips"])
         model = binary_cae(image_shape, skip_weights=skips, n_embed=cfg.get("embedding_dim") or 2)
         return model, {"arch": "cae-binary", "embedding_dim": model.n_embed, "skip_weights": skips}
     if method.autoencoder == "dense":
         return DenseAE(image_shape, n_embed=d), {"arch": "dense", "embedding_dim": d, "hidden": [500, 500, 2000]}
     check_image_shape(image_shape)
     if method.autoencoder == "cae":
-        skips = _skip_weights(cfg["skips"])
+        skips = resolve_skips(cfg["skips"])
         return CAE(image_shape, n_embed=d, skip_weights=skips), {"arch": "cae", "embedding_dim": d, "skip_weights": skips}
     if method.autoencoder == "arae":
         return ARAE(image_shape, n_embed=d), {"arch": "arae", "embedding_dim": d}
@@ -154,9 +143,7 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
     cfg = method.config(dataset, **overrides)
     if arch not in method.archs:
         raise ValueError(f"method {method.name!r} has no architecture {arch!r}; it supports {list(method.archs)}")
-    x = np.asarray(x, np.float32)
-    if x.ndim != 4:
-        raise ValueError(f"x must be NHWC images, got shape {x.shape}")
+    x = check_images(x, "x")  # (N, H, W[, C]); uint8 scaled by 1/255; NaN/inf refused
     if not isinstance(n_clusters, (int, np.integer)) or not 2 <= n_clusters <= x.shape[0]:
         raise ValueError(f"n_clusters must be an integer in [2, n_samples={x.shape[0]}], got {n_clusters!r}")
     init_key, pre_key, cl_key, _ = jax.random.split(jax.random.key(seed), 4)
