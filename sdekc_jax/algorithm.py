@@ -110,6 +110,7 @@ def cluster(
     chunk_size: int = 10,
     verbose: bool = True,
     record_labels: bool = False,
+    checkpoint=None,
 ) -> ClusterResult:
     """Run the clustering phase (Algorithm 1) from pretrained encoder parameters.
 
@@ -120,6 +121,8 @@ def cluster(
       x: all data (n, ...), kept on the device.
       tol: stop when fewer than ``tol * n`` points change cluster between iterations.
       record_labels: keep every iteration's labels in ``history["labels"]`` (n_iter, n).
+      checkpoint: a :class:`~sdekc_jax.checkpoint.Checkpointer`; resume from / save to it (see
+        :func:`sdekc_jax.loop.run_loop`).
     """
     x = jnp.asarray(x, jnp.float32)
     embed_dim = jax.eval_shape(embed_fn, params, x[:1]).shape[-1]
@@ -128,5 +131,5 @@ def cluster(
                  init_labels=jnp.zeros((x.shape[0],), jnp.int32),
                  init_aux=jnp.zeros((n_clusters, embed_dim), jnp.float32), max_iters=max_iters,
                  steps_per_iter=steps_per_iter, batch_size=batch_size, tol=tol, chunk_size=chunk_size,
-                 verbose=verbose, record_labels=record_labels)
+                 verbose=verbose, record_labels=record_labels, checkpoint=checkpoint)
     return ClusterResult(r.params, r.labels, np.asarray(r.aux), r.n_iter, r.converged, r.history)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import io
+import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -67,7 +70,7 @@ def select_classes(x: np.ndarray, y: np.ndarray, classes: list[int]) -> tuple[np
 def cmd_run(args: argparse.Namespace) -> int:
     from .cache import PretrainCache, default_cache_dir
     from .data import load_dataset
-    from .io import atomic_write_json
+    from .io import atomic_write_bytes, atomic_write_json
     from .methods import get_method, run
     from .metrics import evaluate
 
@@ -79,8 +82,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             overrides[name] = getattr(args, name)
     config = method.config(args.dataset, **overrides)  # validates the names before any work
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if args.checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    if args.resume and args.out is None:
+        raise ValueError("--resume continues the run in --out DIR: pass the output folder of the run to continue")
     out = Path(args.out or f"results/{args.dataset}-{args.method}-{stamp}")
     _check_out_dir(out)
+    ckpt_root = out / "checkpoints"
+    earlier = (out / "results.json").exists() or (ckpt_root.is_dir() and any(ckpt_root.iterdir()))
+    if earlier and not args.resume:
+        raise ValueError(f"output folder {out} holds an earlier run (results.json or checkpoints/); pass --resume to "
+                         f"continue it, or choose another --out")
     _enable_compilation_cache()
     cache_dir = default_cache_dir() if args.pretrain_cache is None else (
         None if args.pretrain_cache.lower() == "off" else args.pretrain_cache)
@@ -92,11 +104,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     k = int(y.max()) + 1
     print(f"{args.dataset} ({args.subset}): {x.shape[0]} images {x.shape[1:]}, {k} clusters; "
           f"{args.method} ({args.arch}) config {config}", file=sys.stderr)
+    header = {"dataset": args.dataset, "method": args.method, "arch": args.arch, "subset": args.subset,
+              "classes": args.classes, "n_samples": int(x.shape[0])}
     runs = []
+    if args.resume and (out / "results.json").exists():
+        previous = json.loads((out / "results.json").read_text())
+        differ = [k_ for k_ in header if previous.get(k_) != header[k_]]
+        if differ or previous.get("config", {}).get("pretrain_epochs") != config.get("pretrain_epochs"):
+            raise ValueError(f"--resume: {out / 'results.json'} was written with other settings "
+                             f"({', '.join(differ) or 'config'}); use the same command line, or another --out")
+        runs = [r_ for r_ in previous["runs"] if r_["seed"] in args.seeds]
+        done = sorted(r_["seed"] for r_ in runs)
+        if done:
+            print(f"resuming {out}: seeds {done} are finished", file=sys.stderr)
     for seed in args.seeds:
+        if any(r_["seed"] == seed for r_ in runs):
+            continue
+        seed_ckpt = ckpt_root / f"seed{seed}"
         r = run(args.method, x, k, seed=seed, dataset=args.dataset, arch=args.arch, cache=cache,
-                verbose=not args.no_progress, **overrides)
+                verbose=not args.no_progress, checkpoint_dir=str(seed_ckpt), checkpoint_every=args.checkpoint_every,
+                **overrides)
         m = evaluate(y, r.labels)
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(r.labels, np.int32))
+        atomic_write_bytes(out / f"labels-seed{seed}.npy", buf.getvalue())
         seconds = r.timings["pretrain"] + r.timings["cluster"]
         runs.append({"seed": seed, **m, "seconds": seconds, "n_iter": r.n_iter, "converged": r.converged,
                      "pretrain_seconds": r.timings["pretrain"], "cluster_seconds": r.timings["cluster"],
@@ -109,11 +140,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             cfg["skip_preset"] = cfg["skips"] if isinstance(cfg["skips"], str) else None
             cfg["skip_weights"] = SKIP_PRESETS.get(cfg["skips"]) if isinstance(cfg["skips"], str) else cfg["skips"]
         atomic_write_json(out / "results.json", {
-            "dataset": args.dataset, "method": args.method, "arch": args.arch, "subset": args.subset,
-            "classes": args.classes, "n_samples": int(x.shape[0]),
-            "config": cfg, "runs": runs, "mean": {k_: mean[k_] for k_ in ("acc", "nmi", "ari")},
+            **header, "config": cfg, "runs": runs, "mean": {k_: mean[k_] for k_ in ("acc", "nmi", "ari")},
             "std": {k_: std[k_] for k_ in ("acc", "nmi", "ari")},
         })
+        shutil.rmtree(seed_ckpt, ignore_errors=True)  # the seed's result is saved: its checkpoints are done
+    if ckpt_root.is_dir() and not any(ckpt_root.iterdir()):
+        ckpt_root.rmdir()
+    runs.sort(key=lambda r_: args.seeds.index(r_["seed"]))
+    mean, std = _summary(runs)
     print(_table(args.dataset, args.method, runs, mean, std))
     print(f"\nwrote {out / 'results.json'}", file=sys.stderr)
     return 0
@@ -161,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "~/.cache/sdekc_jax/pretrained)")
     r.add_argument("--out", default=None, help="output folder (default results/<dataset>-<method>-<timestamp>)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the run in --out: finished seeds are kept, an unfinished one continues from its "
+                        "last checkpoint (same command line required)")
+    r.add_argument("--checkpoint-every", type=int, default=1,
+                   help="save pretraining every N epochs and the clustering loop every N chunks of iterations "
+                        "(in <out>/checkpoints/seed<k>/, removed when the seed's result is saved)")
     r.set_defaults(func=cmd_run)
     return p
 

@@ -109,6 +109,7 @@ def cluster_dec(
     chunk_size: int = 10,
     verbose: bool = True,
     record_labels: bool = False,
+    checkpoint=None,
 ) -> DECResult:
     """DEC-style clustering from pretrained parameters.
 
@@ -122,6 +123,8 @@ def cluster_dec(
       update_interval: steps between refreshes of P; ``max_iters`` counts refreshes, so DEC's
         ``maxiter`` steps correspond to ``ceil(maxiter / update_interval)``.
       record_labels: keep every refresh's labels in ``history["labels"]`` (n_iter, n).
+      checkpoint: a :class:`~sdekc_jax.checkpoint.Checkpointer` for the loop (see
+        :func:`sdekc_jax.loop.run_loop`); the initial K-means is recomputed on resume (same key).
     """
     if not (np.isfinite(gamma) and gamma > 0) or not (np.isfinite(alpha) and alpha > 0):
         raise ValueError(f"gamma and alpha must be positive numbers, got gamma={gamma!r}, alpha={alpha!r}")
@@ -135,6 +138,6 @@ def cluster_dec(
     r = run_loop(dec_refresh(embed, alpha), dec_loss(embed, alpha, gamma, rec), params, x, loop_key, tx=tx,
                  init_labels=km.labels, init_aux=None, max_iters=max_iters, steps_per_iter=update_interval,
                  batch_size=batch_size, tol=tol, chunk_size=chunk_size, desc="dec", verbose=verbose,
-                 record_labels=record_labels)
+                 record_labels=record_labels, checkpoint=checkpoint)
     return DECResult(r.params, r.labels, np.asarray(r.params["centers"]), r.n_iter, r.converged, r.history,
                      np.asarray(km.labels))

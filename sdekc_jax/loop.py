@@ -131,15 +131,30 @@ def make_chunk_fn(refresh: Callable, loss: Callable, tx: optax.GradientTransform
     return chunk_fn
 
 
+def _check_finite(record: dict, last: bool) -> None:
+    for k, v in record.items():
+        finite = v[:-1] if (k == "loss" and last) else v  # the final iteration takes no steps: its loss is NaN
+        if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(finite)):
+            raise FloatingPointError(f"the clustering phase produced a non-finite {k}; lower the learning rate")
+
+
 def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: jax.Array, *,
              tx: optax.GradientTransformation, init_labels: jax.Array, init_aux: Any, max_iters: int,
              steps_per_iter: int, batch_size: int, tol: float, chunk_size: int = 10, desc: str = "cluster",
-             verbose: bool = True, record_labels: bool = False) -> LoopResult:
+             verbose: bool = True, record_labels: bool = False, checkpoint=None) -> LoopResult:
     """Run refresh/train iterations from ``params`` until the stop rule or ``max_iters``.
 
     The mini-batches are one fixed shuffled order of the data (drawn from ``key``), cycled; the
     last batch of the order is padded and masked, so every point has the same weight.
     ``record_labels=True`` keeps every refresh's labels in ``history["labels"]`` (n_iter, n).
+
+    ``checkpoint`` (a :class:`~sdekc_jax.checkpoint.Checkpointer`): when its file exists the loop
+    continues from it; the whole loop state (parameters, optimiser state, labels, aux, counters,
+    PRNG key) and the history so far are saved after every ``checkpoint.every`` chunks and at the
+    end. Chunks always start at multiples of ``chunk_size`` iterations and every random draw is
+    ``fold_in(key, iteration)``, so a resumed loop ends exactly where an uninterrupted one does.
+    A chunk that produced a non-finite value raises before it is saved (the last good checkpoint
+    stays).
     """
     if max_iters < 1 or steps_per_iter < 0 or batch_size < 1 or chunk_size < 1:
         raise ValueError("max_iters, batch_size and chunk_size must be >= 1 and steps_per_iter >= 0")
@@ -152,22 +167,28 @@ def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: 
     chunk_fn = make_chunk_fn(refresh, loss, tx, steps_per_iter=steps_per_iter, tol=tol, chunk_size=chunk_size,
                              record_labels=record_labels)
     records = []
-    bar = progress(total=max_iters, desc=desc, unit="it", disable=not verbose)
-    n_iter = 0
+    n_iter = n_chunks = 0
+    if checkpoint is not None and checkpoint.exists():
+        state, meta, extra = checkpoint.load(state)
+        n_iter, n_chunks = int(meta["n_iter"]), int(meta["n_chunks"])
+        if extra:
+            records.append(extra)
+    bar = progress(total=max_iters, desc=desc, unit="it", disable=not verbose, initial=n_iter)
     while n_iter < max_iters and not bool(state["done"]):
         state, rec = chunk_fn(state, x, plan, jnp.int32(max_iters))
         rec = jax.device_get(rec)
         ran = int(rec["ran"].sum())  # iterations run in this chunk (they come first)
         records.append({k: v[:ran] for k, v in rec.items() if k != "ran"})
+        _check_finite(records[-1], last=bool(state["done"]) or n_iter + ran >= max_iters)
         n_iter += ran
+        n_chunks += 1
+        if checkpoint is not None and (checkpoint.due(n_chunks) or bool(state["done"]) or n_iter >= max_iters):
+            history = {k: np.concatenate([r[k] for r in records]) for k in records[0]}
+            checkpoint.save(state, {"phase": desc, "n_iter": n_iter, "n_chunks": n_chunks}, history)
         bar.update(ran)
         bar.set_postfix({k: (f"{float(v[ran - 1]):.4g}" if np.issubdtype(v.dtype, np.floating) else int(v[ran - 1]))
                          for k, v in rec.items() if k not in ("ran", "loss", "labels")})
     bar.close()
     history = {k: np.concatenate([r[k] for r in records]) for k in records[0]}
-    for k, v in history.items():
-        finite = v[:-1] if k == "loss" else v  # the last iteration takes no steps: its loss is NaN
-        if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(finite)):
-            raise FloatingPointError(f"the clustering phase produced a non-finite {k}; lower the learning rate")
     return LoopResult(state["params"], np.asarray(state["labels"]), jax.device_get(state["aux"]), n_iter,
                       bool(state["done"]), history)

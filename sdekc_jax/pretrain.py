@@ -74,11 +74,18 @@ def pretrain(
     optimizer: optax.GradientTransformation | None = None,
     verbose: bool = True,
     callback: Callable[[int, dict, float], None] | None = None,
+    checkpoint=None,
 ) -> tuple[Any, np.ndarray]:
     """Pretrain ``model`` on reconstruction MSE with Adam (lr, b1=0.9, b2=0.999), or ``optimizer``.
 
     Returns the trained parameters and the per-epoch mean loss. ``callback(epoch, state, loss)``
-    runs on the host after each epoch (e.g. for checkpoints).
+    runs on the host after each epoch.
+
+    ``checkpoint`` (a :class:`~sdekc_jax.checkpoint.Checkpointer`): when its file exists the run
+    continues from the saved epoch; the state is saved every ``checkpoint.every`` epochs and after
+    the last. Epoch ``e`` shuffles with ``fold_in(key, e)``, so a resumed run computes exactly what
+    an uninterrupted one does. A non-finite loss raises before anything is saved: the last good
+    checkpoint stays.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -88,8 +95,14 @@ def pretrain(
     state = init_state(jax.tree.map(jnp.array, params), tx)  # copy: the epoch donates its state
     epoch_fn = make_epoch_fn(model, tx, batch_size)
     x = jnp.asarray(x, jnp.float32)
-    losses = []
-    bar = progress(range(epochs), desc="pretrain", unit="epoch", disable=not verbose)
+    losses, start = [], 0
+    if checkpoint is not None and checkpoint.exists():
+        state, meta, extra = checkpoint.load(state)
+        losses, start = [float(v) for v in extra["losses"]], int(meta["epoch"]) + 1
+        if start > epochs:
+            raise ValueError(f"checkpoint {checkpoint.path} is at epoch {start}, past this run's {epochs} epochs")
+    bar = progress(range(start, epochs), desc="pretrain", unit="epoch", disable=not verbose,
+                   initial=start, total=epochs)
     for epoch in bar:
         state, loss = epoch_fn(state, x, key, epoch)
         loss = float(loss)
@@ -99,4 +112,7 @@ def pretrain(
         bar.set_postfix(mse=f"{loss:.5f}")
         if callback is not None:
             callback(epoch, state, loss)
+        if checkpoint is not None and (checkpoint.due(epoch + 1) or epoch + 1 == epochs):
+            checkpoint.save(state, {"phase": "pretrain", "epoch": epoch, "epochs": epochs},
+                            {"losses": np.asarray(losses)})
     return state["params"], np.asarray(losses)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any, Mapping
 
 import jax
@@ -27,7 +28,8 @@ import numpy as np
 import optax
 
 from ..algorithm import cluster, embed_all
-from ..cache import PretrainCache, cached_pretrain, default_cache_dir
+from ..cache import PretrainCache, cached_pretrain, data_fingerprint, default_cache_dir
+from ..checkpoint import Checkpointer
 from ..dec import cluster_dec
 from ..kmeans import kmeans
 from ..models import ARAE, CAE, DenseAE, binary_cae, check_image_shape, embed_fn, encoder_params
@@ -132,13 +134,21 @@ def build_model(method: Method, image_shape: tuple[int, int, int], n_clusters: i
 
 def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0, dataset: str | None = None,
                arch: str = "default", cache: PretrainCache | None = None, verbose: bool = True,
-               record_labels: bool = False, **overrides) -> MethodResult:
+               record_labels: bool = False, checkpoint_dir: str | None = None, checkpoint_every: int = 1,
+               **overrides) -> MethodResult:
     """Run ``method`` on images ``x`` (N, H, W, C) float32 and return its labels and records.
 
     ``overrides`` replace settings of :meth:`Method.config` (None keeps the default);
     ``cache`` defaults to ``PretrainCache(default_cache_dir())``. ``record_labels=True`` keeps the
     labels of every clustering iteration in ``history["labels"]`` (n_iter, n) (DEC and Algorithm 1
     families; the K-means methods have one labelling).
+
+    ``checkpoint_dir``: pretraining (every ``checkpoint_every`` epochs) and the clustering loop
+    (every ``checkpoint_every`` chunks of iterations) save their state there
+    (``pretrain.msgpack``, ``cluster.msgpack``), and a run started again with the same arguments
+    continues from those files, ending with exactly the labels of an uninterrupted run. A
+    checkpoint written with other settings is refused (:class:`~sdekc_jax.checkpoint.CheckpointMismatch`).
+    The files are left in place; the caller removes them once its results are saved.
     """
     cfg = method.config(dataset, **overrides)
     if arch not in method.archs:
@@ -166,10 +176,17 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
     spec = {"format": CACHE_FORMAT, "model": model_spec, "image_shape": list(x.shape[1:]), "seed": int(seed),
             "epochs": int(cfg["pretrain_epochs"]), "batch_size": int(cfg["batch_size"]),
             "optimizer": dict(cfg["pretrain_optimizer"]), "backend": jax.default_backend(), "jax": jax.__version__}
+    ckpt = {}
+    if checkpoint_dir is not None:
+        run_spec = {"pretrain": spec, "data": data_fingerprint(x), "method": method.name, "config": cfg,
+                    "n_clusters": int(n_clusters), "arch": arch}
+        ckpt = {"pretrain": Checkpointer(Path(checkpoint_dir) / "pretrain.msgpack", {"pretrain": spec, "data": run_spec["data"]},
+                                         every=checkpoint_every),
+                "cluster": Checkpointer(Path(checkpoint_dir) / "cluster.msgpack", run_spec, every=checkpoint_every)}
     params, pre_loss, hit = cached_pretrain(
         cache, spec, x,
         lambda: pretrain(model, params0, xj, pre_key, epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
-                         optimizer=pre_tx, verbose=verbose),
+                         optimizer=pre_tx, verbose=verbose, checkpoint=ckpt.get("pretrain")),
         params0)
     params = jax.tree.map(jnp.asarray, params)
     t_pre = cache.last_seconds
@@ -185,7 +202,7 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
         r = cluster(embed, encoder_params(params), xj, n_clusters, cl_key, max_iters=cfg["max_iters"],
                     steps_per_iter=cfg["steps_per_iter"], batch_size=cfg["batch_size"],
                     learning_rate=cfg["learning_rate"], tol=cfg["tol"], kmeans_n_init=cfg["kmeans_n_init"],
-                    verbose=verbose, record_labels=record_labels)
+                    verbose=verbose, record_labels=record_labels, checkpoint=ckpt.get("cluster"))
         labels, n_iter, converged, hist = r.labels, r.n_iter, r.converged, r.history
         final = {**params, **r.params}
         z = embed_all(embed, r.params, xj)
@@ -196,7 +213,7 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
                         alpha=cfg["alpha"], optimizer=make_optimizer(cfg["cluster_optimizer"]),
                         update_interval=cfg["steps_per_iter"], max_iters=cfg["max_iters"],
                         batch_size=cfg["batch_size"], tol=cfg["tol"], kmeans_n_init=cfg["kmeans_n_init"],
-                        verbose=verbose, record_labels=record_labels)
+                        verbose=verbose, record_labels=record_labels, checkpoint=ckpt.get("cluster"))
         labels, n_iter, converged, hist = r.labels, r.n_iter, r.converged, r.history
         final = {**params, **r.params["model"], "centers": r.params["centers"]}
         z = embed_all(embed, r.params["model"], xj)

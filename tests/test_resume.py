@@ -1,0 +1,84 @@
+"""Checkpoint and resume: a run SIGKILLed mid-pretraining and again mid-clustering, then resumed,
+ends with exactly the labels of an uninterrupted run with the same seed."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from sdekc_jax.checkpoint import Checkpointer, CheckpointMismatch
+
+# a small two-class USPS run: 4 pretraining epochs, 25 clustering iterations (3 chunks of 10)
+ARGS = ["run", "--subset", "test", "--classes", "0", "1", "--pretrain-epochs", "4", "--max-iters", "25",
+        "--steps-per-iter", "2", "--tol", "0", "--no-progress", "--pretrain-cache", "off"]
+
+
+def sdekc(out, *extra, kill_at=None):
+    env = dict(os.environ)
+    env.pop("SDEKC_JAX_KILL_AT", None)
+    if kill_at:
+        env["SDEKC_JAX_KILL_AT"] = kill_at
+    return subprocess.run([sys.executable, "-m", "sdekc_jax.cli", *ARGS, "--out", str(out), *extra], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_killed_twice_then_resumed_gives_the_uninterrupted_labels(tmp_path):
+    ref = sdekc(tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    out = tmp_path / "run"
+    ck = out / "checkpoints" / "seed0"
+
+    p = sdekc(out, kill_at="pretrain:2")  # SIGKILL right after the epoch-2 checkpoint
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    assert (ck / "pretrain.msgpack").is_file() and not (ck / "cluster.msgpack").exists()
+    assert not (out / "results.json").exists()
+
+    p = sdekc(out)  # without --resume an earlier run's folder is refused
+    assert p.returncode == 2 and "--resume" in p.stderr
+
+    p = sdekc(out, "--resume", kill_at="cluster:1")  # resumes pretraining, then dies after 10 iterations
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    assert (ck / "cluster.msgpack").is_file()
+
+    p = sdekc(out, "--resume")
+    assert p.returncode == 0, p.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(out / "labels-seed0.npy"), np.load(tmp_path / "ref" / "labels-seed0.npy"))
+    a, b = json.loads((out / "results.json").read_text()), json.loads((tmp_path / "ref" / "results.json").read_text())
+    assert [(r["acc"], r["nmi"], r["n_iter"]) for r in a["runs"]] == [(r["acc"], r["nmi"], r["n_iter"]) for r in b["runs"]]
+    assert b["runs"][0]["n_iter"] == 25
+    assert not (out / "checkpoints").exists()  # removed once the result was saved
+
+    p = sdekc(out, "--resume")  # nothing left to do: the finished seed is kept, not rerun
+    assert p.returncode == 0 and "seeds [0] are finished" in p.stderr
+
+
+def test_checkpoint_round_trip_and_mismatches(tmp_path):
+    params = {"w": jnp.arange(6.0).reshape(3, 2), "b": jnp.zeros(2)}
+    tx = optax.adam(1e-3)
+    state = {"params": params, "opt_state": tx.init(params), "key": jax.random.key(7), "aux": None,
+             "step": jnp.int32(4)}
+    c = Checkpointer(tmp_path / "pretrain.msgpack", spec={"seed": 0}, every=2)
+    assert not c.exists() and c.due(2) and not c.due(3)
+    c.save(state, {"epoch": 3}, {"losses": np.array([0.3, 0.2])})
+    template = jax.tree.map(jnp.zeros_like, {k: v for k, v in state.items() if k != "key"}) | {"key": jax.random.key(0)}
+    tree, meta, extra = c.load(template)
+    assert meta == {"epoch": 3} and extra["losses"].tolist() == [0.3, 0.2]
+    for u, v in zip(jax.tree.leaves(tree["params"]), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(u, v)
+    np.testing.assert_array_equal(jax.random.key_data(tree["key"]), jax.random.key_data(state["key"]))
+    assert int(tree["step"]) == 4
+    with pytest.raises(CheckpointMismatch, match="other settings.*seed"):
+        Checkpointer(c.path, spec={"seed": 1}).load(template)
+    with pytest.raises(CheckpointMismatch, match="shape"):
+        c.load(template | {"params": {"w": jnp.zeros((2, 2)), "b": jnp.zeros(2)}})
+    (tmp_path / "pretrain.msgpack").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="unreadable.*delete it"):
+        c.load(template)
+    with pytest.raises(ValueError, match="positive integer"):
+        Checkpointer(tmp_path / "x", every=0)
