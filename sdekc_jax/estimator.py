@@ -11,7 +11,7 @@ from .algorithm import cluster, embed_all
 from .kmeans import assign
 from .models import CAE, check_image_shape, embed_fn, encoder_params
 from .pretrain import pretrain
-from .validation import check_images, resolve_skips  # noqa: F401  (check_images: public here too)
+from .validation import check_fit_data, check_images, resolve_skips  # noqa: F401  (check_images: public here too)
 
 
 class SDEKC:
@@ -43,10 +43,8 @@ class SDEKC:
         self.seed = seed
         self.verbose = verbose
 
-    def _check_params(self, n: int) -> None:
-        k = self.n_clusters
-        if not isinstance(k, (int, np.integer)) or not 2 <= k <= n:
-            raise ValueError(f"n_clusters must be an integer in [2, n_samples={n}], got {k!r}")
+    def _check_params(self, x: np.ndarray) -> None:
+        check_fit_data(x, self.n_clusters)
         for name in ("pretrain_epochs", "steps_per_iter"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -63,7 +61,7 @@ class SDEKC:
 
     def fit(self, X, y=None) -> "SDEKC":
         x = check_images(X)
-        self._check_params(x.shape[0])
+        self._check_params(x)
         check_image_shape(x.shape[1:])
         model = self._model(x.shape[1:])
         init_key, pre_key, cl_key, _ = jax.random.split(jax.random.key(self.seed), 4)

@@ -8,13 +8,28 @@ import numpy as np
 from .config import SKIP_PRESETS
 
 
-def check_images(x: Any, name: str = "X") -> np.ndarray:
+def check_images(x: Any, name: str = "X", *, image_shape: Sequence[int] | None = None,
+                 allow_flat: bool = False) -> np.ndarray:
     """Validate images and return them as NHWC float32.
 
     Accepts (N, H, W) (a channel axis is added) and (N, H, W, C). uint8 input is scaled to
     [0, 1] by 1/255; other integer types are refused (their range is unknown); float64 is cast.
+    Flat (N, D) input is reshaped to ``(N, *image_shape)`` when ``image_shape`` is given, to
+    (N, 1, D, 1) when ``allow_flat`` (models that flatten anyway: raw K-means, the dense AE), and
+    refused otherwise.
     """
     x = np.asarray(x)
+    if x.ndim == 2 and x.shape[0] > 0:
+        if image_shape is not None:
+            shape = tuple(int(v) for v in image_shape)
+            if int(np.prod(shape)) != x.shape[1]:
+                raise ValueError(f"{name} has {x.shape[1]} features per sample, image_shape {shape} needs {int(np.prod(shape))}")
+            x = x.reshape(x.shape[0], *shape)
+        elif allow_flat:
+            x = x.reshape(x.shape[0], 1, x.shape[1], 1)
+        else:
+            raise ValueError(f"{name} is flat, shape {x.shape}: this method's convolutional autoencoder needs images; "
+                             f"reshape to (N, H, W) or (N, H, W, C), or pass image_shape=(H, W, C)")
     if x.dtype == np.uint8:
         x = x.astype(np.float32) / 255.0
     elif not np.issubdtype(x.dtype, np.floating):
@@ -46,3 +61,12 @@ def resolve_skips(skip_weights: str | Sequence[float] | None) -> tuple[float, fl
     if len(w) != 2 or not all(np.isfinite(w)):
         raise ValueError(f"skip_weights must be two finite numbers (w_enc, w_dec), a preset name or None; got {skip_weights!r}")
     return w
+
+
+def check_fit_data(x: np.ndarray, n_clusters: Any, name: str = "X") -> None:
+    """Checks that need the whole training set: a valid ``n_clusters`` and data that vary."""
+    n = x.shape[0]
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) or not 2 <= n_clusters <= n:
+        raise ValueError(f"n_clusters must be an integer in [2, n_samples={n}], got {n_clusters!r}")
+    if n > 1 and np.all(x == x[:1]):
+        raise ValueError(f"{name} has no variation: all {n} samples are identical, so there is nothing to cluster")

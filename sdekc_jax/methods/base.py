@@ -34,7 +34,7 @@ from ..dec import cluster_dec
 from ..kmeans import kmeans
 from ..models import ARAE, CAE, DenseAE, binary_cae, check_image_shape, embed_fn, encoder_params
 from ..pretrain import pretrain
-from ..validation import check_images, resolve_skips
+from ..validation import check_fit_data, check_images, resolve_skips
 
 CACHE_FORMAT = 1  # bump when pretraining numerics change, so old cache entries are not reused
 
@@ -135,9 +135,11 @@ def build_model(method: Method, image_shape: tuple[int, int, int], n_clusters: i
 def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0, dataset: str | None = None,
                arch: str = "default", cache: PretrainCache | None = None, verbose: bool = True,
                record_labels: bool = False, checkpoint_dir: str | None = None, checkpoint_every: int = 1,
-               **overrides) -> MethodResult:
+               image_shape: tuple[int, int, int] | None = None, **overrides) -> MethodResult:
     """Run ``method`` on images ``x`` (N, H, W, C) float32 and return its labels and records.
 
+    ``x`` may also be (N, H, W) or uint8 (scaled by 1/255); flat (N, D) data are accepted by the
+    raw and dense methods, and by every method with ``image_shape=(H, W, C)``.
     ``overrides`` replace settings of :meth:`Method.config` (None keeps the default);
     ``cache`` defaults to ``PretrainCache(default_cache_dir())``. ``record_labels=True`` keeps the
     labels of every clustering iteration in ``history["labels"]`` (n_iter, n) (DEC and Algorithm 1
@@ -153,9 +155,8 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
     cfg = method.config(dataset, **overrides)
     if arch not in method.archs:
         raise ValueError(f"method {method.name!r} has no architecture {arch!r}; it supports {list(method.archs)}")
-    x = check_images(x, "x")  # (N, H, W[, C]); uint8 scaled by 1/255; NaN/inf refused
-    if not isinstance(n_clusters, (int, np.integer)) or not 2 <= n_clusters <= x.shape[0]:
-        raise ValueError(f"n_clusters must be an integer in [2, n_samples={x.shape[0]}], got {n_clusters!r}")
+    x = check_images(x, "x", image_shape=image_shape, allow_flat=method.autoencoder in (None, "dense"))
+    check_fit_data(x, n_clusters, "x")
     init_key, pre_key, cl_key, _ = jax.random.split(jax.random.key(seed), 4)
     xj = jnp.asarray(x)
     if method.autoencoder is None:
