@@ -82,3 +82,43 @@ def test_checkpoint_round_trip_and_mismatches(tmp_path):
         c.load(template)
     with pytest.raises(ValueError, match="positive integer"):
         Checkpointer(tmp_path / "x", every=0)
+
+
+def test_nan_in_the_loop_stops_with_an_error_and_keeps_the_last_good_checkpoint(tmp_path):
+    """A refresh that turns NaN at iteration 15 (inside the 2nd chunk of 10): the loop raises and the
+    checkpoint still holds the state after the 1st chunk."""
+    from sdekc_jax.loop import Refresh, run_loop
+
+    def refresh(params, x, aux, prev, first, key):
+        z = x @ params["w"]
+        labels = (z[:, 0] > jnp.median(z[:, 0])).astype(jnp.int32)
+        bad = jnp.where(aux >= 15, jnp.nan, 0.0)
+        return Refresh(labels, jnp.sum(labels != prev), z, None, aux + 1, {"probe": bad})
+
+    def loss(params, xb, target, mask, consts):
+        return jnp.mean((xb @ params["w"] - 0.9 * target) ** 2)
+
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(64, 3)), jnp.float32)
+    ck = Checkpointer(tmp_path / "cluster.msgpack", spec={"t": 1})
+    kw = dict(tx=optax.sgd(0.01), init_labels=jnp.zeros(64, jnp.int32), init_aux=jnp.int32(0), max_iters=40,
+              steps_per_iter=2, batch_size=16, tol=0.0, verbose=False)
+    with pytest.raises(FloatingPointError, match="non-finite probe"):
+        run_loop(refresh, loss, {"w": jnp.eye(3)}, x, jax.random.key(0), checkpoint=ck, **kw)
+    state, meta, extra = ck.load({"params": {"w": jnp.eye(3)}, "opt_state": optax.sgd(0.01).init({"w": jnp.eye(3)}),
+                                  "labels": jnp.zeros(64, jnp.int32), "aux": jnp.int32(0),
+                                  "iteration": jnp.int32(0), "step": jnp.int32(0), "done": jnp.bool_(False),
+                                  "key": jax.random.key(0)})
+    assert meta["n_iter"] == 10 and int(state["iteration"]) == 10 and len(extra["probe"]) == 10
+    assert np.isfinite(extra["probe"]).all() and np.isfinite(np.asarray(state["params"]["w"])).all()
+
+
+def test_same_seed_same_platform_is_bitwise_identical(tmp_path):
+    from sdekc_jax.cache import PretrainCache
+    from sdekc_jax.methods import run
+    from sdekc_jax import load_dataset
+    x, _ = load_dataset("usps", None, "test")
+    runs = [run("sdekc", x[:300], 10, seed=3, verbose=False, cache=PretrainCache(None), pretrain_epochs=2,
+                max_iters=4, steps_per_iter=3) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].labels, runs[1].labels)
+    assert runs[0].embedding.tobytes() == runs[1].embedding.tobytes()
+    np.testing.assert_array_equal(runs[0].history["pretrain_loss"], runs[1].history["pretrain_loss"])
