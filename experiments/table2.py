@@ -112,7 +112,7 @@ def main(argv=None) -> int:
                 continue
             over = table3.budget_overrides(get_method(name), dataset, args.max_pretrain_epochs, args.max_cluster_steps)
             cell = table3.run_cell(name, dataset, seed, x, y, cache=cache, progress=args.progress, overrides=over,
-                                   log_key=key, arch="binary")
+                                   log_key=key, checkpoint_dir=table3.checkpoint_path(path, key), arch="binary")
             cells[key] = {**cell, "data": label, "classes": classes, "arch": "binary", "n_samples": int(x.shape[0])}
             table3.save_grid(path, state, markdown)
     print(markdown(cells))

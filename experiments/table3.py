@@ -13,13 +13,15 @@ that fails is recorded with its error and retried next time. Budgets are caps on
 defaults (``--max-pretrain-epochs``, ``--max-cluster-steps``); every cell records the budget it
 actually used and whether that is below its method's default. ``<out>/table3.md`` is rewritten
 after every cell: mean ± std over the seeds, with the paper's values where we have them.
-Autoencoders shared by several methods are pretrained once (the pretraining cache).
+Autoencoders shared by several methods are pretrained once (the pretraining cache). A cell in
+progress checkpoints into ``<out>/checkpoints/``, so a run killed mid-cell continues that cell.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import shutil
 import sys
 import time
 import traceback
@@ -144,9 +146,20 @@ def save_grid(path: Path, state: dict, markdown_fn) -> str:
     return md
 
 
+def checkpoint_path(grid_path: Path, key: str) -> Path:
+    """``<out>/checkpoints/<method>-<data set>-<seed>/`` for the cell ``key``."""
+    return grid_path.parent / "checkpoints" / "".join(c if c.isalnum() or c in "-_." else "-" for c in key)
+
+
 def run_cell(name: str, dataset: str, seed: int, x, y, *, cache, progress: bool, overrides: dict, log_key: str,
-             **run_kwargs) -> dict:
-    """One (method, data set, seed) cell: its metrics, timings and config, or its error."""
+             checkpoint_dir: Path | None = None, **run_kwargs) -> dict:
+    """One (method, data set, seed) cell: its metrics, timings and config, or its error.
+
+    With ``checkpoint_dir`` the cell checkpoints its pretraining and clustering there, so a grid
+    killed in the middle of a long cell continues that cell where it stopped; the folder is
+    removed once the cell has finished."""
+    if checkpoint_dir is not None:
+        run_kwargs["checkpoint_dir"] = str(checkpoint_dir)
     t0 = time.perf_counter()
     print(f"[{time.strftime('%H:%M:%S')}] {log_key} {overrides or 'default budget'}", file=sys.stderr, flush=True)
     k = int(y.max()) + 1
@@ -166,6 +179,8 @@ def run_cell(name: str, dataset: str, seed: int, x, y, *, cache, progress: bool,
     }
     # a step cap within which the run converged reduced nothing
     cell["budget"], cell["reduced_budget"] = cell_budget(cell)
+    if checkpoint_dir is not None:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     print(f"    ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f}  "
           f"pretrain {r.timings['pretrain']:.0f} s{' (cached)' if r.pretrain_cache_hit else ''}, "
           f"cluster {r.timings['cluster']:.0f} s, {r.n_iter} it{' converged' if r.converged else ''}",
@@ -205,7 +220,7 @@ def main(argv=None) -> int:
                     continue
                 over = budget_overrides(get_method(name), dataset, args.max_pretrain_epochs, args.max_cluster_steps)
                 cells[key] = run_cell(name, dataset, seed, x, y, cache=cache, progress=args.progress,
-                                      overrides=over, log_key=key)
+                                      overrides=over, log_key=key, checkpoint_dir=checkpoint_path(path, key))
                 save_grid(path, state, markdown)
     print(markdown(cells))
     return 0

@@ -75,3 +75,18 @@ def test_the_default_grid_covers_the_data_sets_found(tmp_path, monkeypatch):
     assert table3.available_datasets(str(tmp_path)) == ["mnist", "usps", "coil20"]
     monkeypatch.setattr(table3, "DEBIAN_FASHION_MNIST_DIR", tmp_path)
     assert table3.available_datasets(None) == ["usps", "fashion-mnist"]
+
+
+def test_cells_checkpoint_into_the_grid_folder_and_clean_up(tmp_path, monkeypatch):
+    seen = []
+    real = table3.run
+
+    def spy(*a, **k):
+        seen.append(k.get("checkpoint_dir"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(table3, "run", spy)
+    out = tmp_path / "t3"
+    assert table3.main(["--datasets", "usps", "--methods", "kmeans", "--seeds", "0", "--out", str(out)]) == 0
+    assert seen == [str(out / "checkpoints" / "kmeans-usps-0")]
+    assert not (out / "checkpoints" / "kmeans-usps-0").exists()
