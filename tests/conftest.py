@@ -1,10 +1,21 @@
-"""Test-session settings: a private pretraining cache shared by the tests of one session."""
+"""Test-session settings: a private pretraining cache and a private XLA compilation cache, both
+shared by the tests (and the CLI subprocesses) of one session."""
+import jax
 import pytest
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _private_pretrain_cache(tmp_path_factory):
+def _private_caches(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("SDEKC_JAX_PRETRAIN_CACHE", str(tmp_path_factory.mktemp("pretrain-cache")))
+    # the same persistent compilation cache `sdekc run` enables (sdekc_jax.cli._enable_compilation_cache):
+    # programs compiled by one test (same model, same shapes) are reused by the next
+    xla = str(tmp_path_factory.mktemp("xla-cache"))
+    mp.setenv("SDEKC_JAX_CACHE", xla)
+    old = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+    jax.config.update("jax_compilation_cache_dir", xla)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     yield
+    jax.config.update("jax_compilation_cache_dir", old[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
     mp.undo()
