@@ -110,9 +110,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume and (out / "results.json").exists():
         previous = json.loads((out / "results.json").read_text())
         differ = [k_ for k_ in header if previous.get(k_) != header[k_]]
-        if differ or previous.get("config", {}).get("pretrain_epochs") != config.get("pretrain_epochs"):
+        now = json.loads(json.dumps(config, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+        differ += [f"config.{k_}" for k_ in now if previous.get("config", {}).get(k_) != now[k_]]
+        if differ:
             raise ValueError(f"--resume: {out / 'results.json'} was written with other settings "
-                             f"({', '.join(differ) or 'config'}); use the same command line, or another --out")
+                             f"({', '.join(differ)}); use the same command line, or another --out")
         runs = [r_ for r_ in previous["runs"] if r_["seed"] in args.seeds]
         done = sorted(r_["seed"] for r_ in runs)
         if done:
