@@ -28,7 +28,7 @@ def sdekc(out, *extra, kill_at=None):
                           capture_output=True, text=True, timeout=600)
 
 
-def test_killed_twice_then_resumed_gives_the_uninterrupted_labels(tmp_path):
+def test_killed_twice_then_resumed_gives_the_uninterrupted_labels(tmp_path, capsys):
     ref = sdekc(tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr[-2000:]
     out = tmp_path / "run"
@@ -39,8 +39,9 @@ def test_killed_twice_then_resumed_gives_the_uninterrupted_labels(tmp_path):
     assert (ck / "pretrain.msgpack").is_file() and not (ck / "cluster.msgpack").exists()
     assert not (out / "results.json").exists()
 
-    p = sdekc(out)  # without --resume an earlier run's folder is refused
-    assert p.returncode == 2 and "--resume" in p.stderr
+    from sdekc_jax.cli import main  # in-process: these two stop before any training
+    assert main([*ARGS, "--out", str(out)]) == 2  # without --resume an earlier run's folder is refused
+    assert "pass --resume" in capsys.readouterr().err
 
     p = sdekc(out, "--resume", kill_at="cluster:1")  # resumes pretraining, then dies after 10 iterations
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
@@ -54,8 +55,8 @@ def test_killed_twice_then_resumed_gives_the_uninterrupted_labels(tmp_path):
     assert b["runs"][0]["n_iter"] == 25
     assert not (out / "checkpoints").exists()  # removed once the result was saved
 
-    p = sdekc(out, "--resume")  # nothing left to do: the finished seed is kept, not rerun
-    assert p.returncode == 0 and "seeds [0] are finished" in p.stderr
+    assert main([*ARGS, "--out", str(out), "--resume"]) == 0  # nothing left to do: the finished seed is kept
+    assert "seeds [0] are finished" in capsys.readouterr().err
 
 
 def test_checkpoint_round_trip_and_mismatches(tmp_path):
