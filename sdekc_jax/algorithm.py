@@ -87,11 +87,13 @@ def init_cluster_state(params: Any, x: jax.Array, n_clusters: int, key: jax.Arra
 
 
 def make_chunk_fn(embed_fn: EmbedFn, tx: optax.GradientTransformation, *, n_clusters: int, steps_per_iter: int,
-                  tol: float, kmeans_n_init: int, chunk_size: int) -> Callable:
+                  tol: float, kmeans_n_init: int, chunk_size: int, vmapped: bool = False,
+                  max_traces: int | None = None) -> Callable:
     """``chunk(state, x, plan, max_iters) -> (state, records)``: up to ``chunk_size`` iterations
     of Algorithm 1, jitted (see :func:`sdekc_jax.loop.make_chunk_fn`)."""
     return make_loop_chunk_fn(dekm_refresh(embed_fn, n_clusters, kmeans_n_init), dekm_loss(embed_fn), tx,
-                              steps_per_iter=steps_per_iter, tol=tol, chunk_size=chunk_size)
+                              steps_per_iter=steps_per_iter, tol=tol, chunk_size=chunk_size, vmapped=vmapped,
+                              max_traces=max_traces)
 
 
 def cluster(
@@ -111,6 +113,7 @@ def cluster(
     verbose: bool = True,
     record_labels: bool = False,
     checkpoint=None,
+    vmapped: bool = False,
 ) -> ClusterResult:
     """Run the clustering phase (Algorithm 1) from pretrained encoder parameters.
 
@@ -123,13 +126,19 @@ def cluster(
       record_labels: keep every iteration's labels in ``history["labels"]`` (n_iter, n).
       checkpoint: a :class:`~sdekc_jax.checkpoint.Checkpointer`; resume from / save to it (see
         :func:`sdekc_jax.loop.run_loop`).
+      vmapped: run S clustering phases in one compiled program (e.g. one per seed): ``params``
+        stacked (leading axis S, :func:`sdekc_jax.pretrain.stack_trees`), ``key`` an array of S
+        keys. Every field of the result then has the leading axis S (``history`` is a list);
+        each run stops by its own test (see :func:`sdekc_jax.loop.run_loop`).
     """
     x = jnp.asarray(x, jnp.float32)
-    embed_dim = jax.eval_shape(embed_fn, params, x[:1]).shape[-1]
+    lead = (int(np.shape(key)[0]),) if vmapped else ()
+    one = jax.tree.map(lambda v: v[0], params) if vmapped else params
+    embed_dim = jax.eval_shape(embed_fn, one, x[:1]).shape[-1]
     tx = optax.adam(learning_rate, b1=0.9, b2=0.999)
     r = run_loop(dekm_refresh(embed_fn, n_clusters, kmeans_n_init), dekm_loss(embed_fn), params, x, key, tx=tx,
-                 init_labels=jnp.zeros((x.shape[0],), jnp.int32),
-                 init_aux=jnp.zeros((n_clusters, embed_dim), jnp.float32), max_iters=max_iters,
+                 init_labels=jnp.zeros(lead + (x.shape[0],), jnp.int32),
+                 init_aux=jnp.zeros(lead + (n_clusters, embed_dim), jnp.float32), max_iters=max_iters,
                  steps_per_iter=steps_per_iter, batch_size=batch_size, tol=tol, chunk_size=chunk_size,
-                 verbose=verbose, record_labels=record_labels, checkpoint=checkpoint)
+                 verbose=verbose, record_labels=record_labels, checkpoint=checkpoint, vmapped=vmapped)
     return ClusterResult(r.params, r.labels, np.asarray(r.aux), r.n_iter, r.converged, r.history)

@@ -231,6 +231,7 @@ def cached_pretrain(
     x,
     compute: Callable[[], tuple[Any, Any]],
     template: Any,
+    fingerprint: str | None = None,
 ) -> tuple[Any, np.ndarray, bool]:
     """``(params, losses, hit)``: the stored pretraining result for ``spec`` and data ``x``, or
     ``compute()``'s (then stored).
@@ -240,6 +241,7 @@ def cached_pretrain(
     freshly initialised ones). On a hit the parameters have numpy leaves and the per-epoch losses
     come back with their original dtype; on a miss ``compute()``'s parameters are returned as is.
     ``cache.last_seconds`` is then the pretraining's wall time (as measured when it ran, on a hit).
+    ``fingerprint``: ``data_fingerprint(x)`` when the caller has it already (it hashes all of x).
     """
     if "data" in spec:
         raise ValueError('spec must not contain "data": cached_pretrain adds the data fingerprint')
@@ -251,7 +253,7 @@ def cached_pretrain(
         cache.last_seconds = time.perf_counter() - t0
         return params, np.asarray(losses), False
 
-    full_spec = {**spec, "data": data_fingerprint(x)}
+    full_spec = {**spec, "data": fingerprint or data_fingerprint(x)}
     key = cache_key(full_spec)
     entry = cache._load(key, template, with_meta=True)
     if entry is not None:

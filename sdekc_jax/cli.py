@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .cache import PretrainCache, default_cache_dir
     from .data import load_dataset
     from .io import atomic_write_bytes, atomic_write_json
-    from .methods import get_method, run
+    from .methods import get_method, run, run_vmapped
     from .metrics import evaluate
 
     method = get_method(args.method)
@@ -119,13 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         done = sorted(r_["seed"] for r_ in runs)
         if done:
             print(f"resuming {out}: seeds {done} are finished", file=sys.stderr)
-    for seed in args.seeds:
-        if any(r_["seed"] == seed for r_ in runs):
-            continue
-        seed_ckpt = ckpt_root / f"seed{seed}"
-        r = run(args.method, x, k, seed=seed, dataset=args.dataset, arch=args.arch, cache=cache,
-                verbose=not args.no_progress, checkpoint_dir=str(seed_ckpt), checkpoint_every=args.checkpoint_every,
-                **overrides)
+    def record(seed: int, r, seed_ckpt: Path | None) -> None:
         m = evaluate(y, r.labels)
         buf = io.BytesIO()
         np.save(buf, np.asarray(r.labels, np.int32))
@@ -133,9 +127,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         seconds = r.timings["pretrain"] + r.timings["cluster"]
         runs.append({"seed": seed, **m, "seconds": seconds, "n_iter": r.n_iter, "converged": r.converged,
                      "pretrain_seconds": r.timings["pretrain"], "cluster_seconds": r.timings["cluster"],
-                     "pretrain_cache_hit": r.pretrain_cache_hit})
-        print(f"seed {seed}: ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f} ({seconds:.1f} s, "
-              f"{r.n_iter} iterations{', pretraining from the cache' if r.pretrain_cache_hit else ''})", file=sys.stderr)
+                     "pretrain_cache_hit": r.pretrain_cache_hit,
+                     **({"vmapped_seeds": r.timings["vmapped_seeds"]} if "vmapped_seeds" in r.timings else {})})
+        print(f"seed {seed}: ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f} ({seconds:.1f} s"
+              f"{' (its share of the vmapped run)' if 'vmapped_seeds' in r.timings else ''}, {r.n_iter} iterations"
+              f"{', pretraining from the cache' if r.pretrain_cache_hit else ''})", file=sys.stderr)
         mean, std = _summary(runs)
         cfg = dict(r.config)
         if "skips" in cfg:
@@ -145,7 +141,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             **header, "config": cfg, "runs": runs, "mean": {k_: mean[k_] for k_ in ("acc", "nmi", "ari")},
             "std": {k_: std[k_] for k_ in ("acc", "nmi", "ari")},
         })
-        shutil.rmtree(seed_ckpt, ignore_errors=True)  # the seed's result is saved: its checkpoints are done
+        if seed_ckpt is not None:
+            shutil.rmtree(seed_ckpt, ignore_errors=True)  # the seed's result is saved: its checkpoints are done
+
+    todo = [seed for seed in dict.fromkeys(args.seeds) if not any(r_["seed"] == seed for r_ in runs)]
+    if args.vmap_seeds and todo:
+        # one program for all unfinished seeds; its checkpoints are shared (and name the seeds)
+        vm_ckpt = ckpt_root / ("vmap-seeds-" + "-".join(map(str, todo)))
+        results = run_vmapped(args.method, x, k, seeds=todo, dataset=args.dataset, arch=args.arch,
+                              verbose=not args.no_progress, checkpoint_dir=str(vm_ckpt),
+                              checkpoint_every=args.checkpoint_every, **overrides)
+        for seed, r in zip(todo, results):
+            record(seed, r, None)
+        shutil.rmtree(vm_ckpt, ignore_errors=True)
+    for seed in ([] if args.vmap_seeds else todo):
+        seed_ckpt = ckpt_root / f"seed{seed}"
+        r = run(args.method, x, k, seed=seed, dataset=args.dataset, arch=args.arch, cache=cache,
+                verbose=not args.no_progress, checkpoint_dir=str(seed_ckpt), checkpoint_every=args.checkpoint_every,
+                **overrides)
+        record(seed, r, seed_ckpt)
     if ckpt_root.is_dir() and not any(ckpt_root.iterdir()):
         ckpt_root.rmdir()
     runs.sort(key=lambda r_: args.seeds.index(r_["seed"]))
@@ -200,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true",
                    help="continue the run in --out: finished seeds are kept, an unfinished one continues from its "
                         "last checkpoint (same command line required)")
+    r.add_argument("--vmap-seeds", action="store_true",
+                   help="train all --seeds as one vmapped program (same steps and random numbers as one by one; "
+                        "the pretraining cache is not used)")
     r.add_argument("--checkpoint-every", type=int, default=1,
                    help="save pretraining every N epochs and the clustering loop every N chunks of iterations "
                         "(in <out>/checkpoints/seed<k>/, removed when the seed's result is saved)")

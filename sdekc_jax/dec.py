@@ -110,6 +110,7 @@ def cluster_dec(
     verbose: bool = True,
     record_labels: bool = False,
     checkpoint=None,
+    vmapped: bool = False,
 ) -> DECResult:
     """DEC-style clustering from pretrained parameters.
 
@@ -125,12 +126,16 @@ def cluster_dec(
       record_labels: keep every refresh's labels in ``history["labels"]`` (n_iter, n).
       checkpoint: a :class:`~sdekc_jax.checkpoint.Checkpointer` for the loop (see
         :func:`sdekc_jax.loop.run_loop`); the initial K-means is recomputed on resume (same key).
+      vmapped: S runs in one compiled program (``model_params`` stacked, ``key`` an array of S
+        keys; the result's fields have the leading axis S, ``history`` is a list; see
+        :func:`sdekc_jax.algorithm.cluster`).
     """
     if not (np.isfinite(gamma) and gamma > 0) or not (np.isfinite(alpha) and alpha > 0):
         raise ValueError(f"gamma and alpha must be positive numbers, got gamma={gamma!r}, alpha={alpha!r}")
     x = jnp.asarray(x, jnp.float32)
-    km_key, loop_key = jax.random.split(key)
-    km = kmeans(km_key, embed_all(model_embed, model_params, x), n_clusters, n_init=kmeans_n_init)
+    init = lambda k, p: (jax.random.split(k)[1], kmeans(jax.random.split(k)[0], embed_all(model_embed, p, x), n_clusters,
+                                                        n_init=kmeans_n_init))
+    loop_key, km = (jax.vmap(init) if vmapped else init)(key, model_params)
     params = {"model": model_params, "centers": km.centers}
     embed = lambda p, xb: model_embed(p["model"], xb)
     rec = None if reconstruct is None else (lambda p, xb: reconstruct(p["model"], xb))
@@ -138,6 +143,6 @@ def cluster_dec(
     r = run_loop(dec_refresh(embed, alpha), dec_loss(embed, alpha, gamma, rec), params, x, loop_key, tx=tx,
                  init_labels=km.labels, init_aux=None, max_iters=max_iters, steps_per_iter=update_interval,
                  batch_size=batch_size, tol=tol, chunk_size=chunk_size, desc="dec", verbose=verbose,
-                 record_labels=record_labels, checkpoint=checkpoint)
+                 record_labels=record_labels, checkpoint=checkpoint, vmapped=vmapped)
     return DECResult(r.params, r.labels, np.asarray(r.params["centers"]), r.n_iter, r.converged, r.history,
                      np.asarray(km.labels))

@@ -41,6 +41,8 @@ _PREC = lax.Precision.HIGHEST
 _FUSED_MAX = 256
 # Working-set target for seeding restarts together (see _kmeans).
 _SEED_GROUP_BYTES = 8 << 20
+# Relative inertia difference below which two restarts are tied (see _kmeans).
+_TIE_RTOL = 1e-5
 # Largest k for which the argmin over the (k, n) scores is unrolled into compare-selects.
 _UNROLL_K_MAX = 128
 
@@ -302,7 +304,11 @@ def _kmeans(key, x, tol, init, *, n_clusters, n_init, max_iter):
         return None, (centers, inertia, n_iter, conv)
 
     _, (centers, inertia, n_iter, conv) = lax.scan(restart, None, seeds)
-    best = jnp.argmin(inertia)
+    # Restarts within a relative _TIE_RTOL of the lowest inertia count as ties and the first wins
+    # (restart 0 is the warm start when given): restarts that reach the same partition differ
+    # only by rounding and by the order of their labels, so a strict argmin would let float
+    # reassociation (another device count, a vmapped batch) permute the labels.
+    best = jnp.argmax(inertia <= jnp.min(inertia) * (1 + _TIE_RTOL))
     labels, min_sq = _assign(x, xtp[:, :n], centers[best])
     return KMeansResult(labels, centers[best], jnp.sum(min_sq), n_iter[best], conv[best])
 
@@ -315,6 +321,7 @@ def kmeans(key: jax.Array, x: jax.Array, n_clusters: int, *, n_init: int = 10, m
     centre; the random bits of all restarts are one draw from ``key``; restarts are seeded in
     groups batched with ``vmap``), runs their Lloyd iterations one restart after another
     (``lax.scan``) and returns the one with the lowest inertia as a :class:`KMeansResult`
+    (restarts within a relative 1e-5 of it are ties, and the first of them wins)
     (labels, centers, inertia, n_iter, converged). If ``init`` (k, d) is given, restart 0 is
     warm-started from it instead of being seeded. Lloyd stops when the assignments stop changing
     (strict convergence), when the total squared centre shift is ``<= tol * mean(var(x,

@@ -28,9 +28,9 @@ fixed for the iteration (e.g. the transform V), ``aux`` is carried from refresh 
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,7 +72,8 @@ def init_loop_state(params: Any, tx: optax.GradientTransformation, labels: jax.A
 
 
 def make_chunk_fn(refresh: Callable, loss: Callable, tx: optax.GradientTransformation, *, steps_per_iter: int,
-                  tol: float, chunk_size: int, record_labels: bool = False) -> Callable:
+                  tol: float, chunk_size: int, record_labels: bool = False, vmapped: bool = False,
+                  max_traces: int | None = None) -> Callable:
     """``chunk(state, x, plan, max_iters) -> (state, records)``: up to ``chunk_size`` iterations,
     jitted. ``plan`` is the mini-batch plan ``(indices, mask)`` of :func:`pretrain.batch_plan`;
     the steps cycle through it (the step counter carries over between iterations).
@@ -81,6 +82,15 @@ def make_chunk_fn(refresh: Callable, loss: Callable, tx: optax.GradientTransform
     their record has ``ran=False``), so the iterations that ran come first in ``records``.
     ``record_labels=True`` adds each refresh's labels (n,) to its record (for curves of ACC/NMI
     over the iterations; memory ``chunk_size * n`` per chunk, ``n_iter * n`` in the history).
+
+    ``vmapped=True``: ``state`` and ``plan`` carry a leading axis (one run per entry, e.g. per
+    seed; ``x`` and ``max_iters`` are shared) and so do the records. A run that has stopped skips
+    its iterations (its state is unchanged) while the others continue.
+
+    ``max_traces``: wrap the chunk in ``chex.assert_max_traces`` (one compilation should serve
+    every chunk of a run; a retrace, e.g. a state leaf that changed dtype, then raises instead of
+    silently recompiling). chex counts traces per definition site, so this is for tests and
+    debugging: each call of this function creates a new chunk function.
     """
 
     def iteration(state, x, plan, max_iters):
@@ -115,7 +125,6 @@ def make_chunk_fn(refresh: Callable, loss: Callable, tx: optax.GradientTransform
             record["labels"] = r.labels.astype(jnp.int32)
         return new_state, record
 
-    @functools.partial(jax.jit, donate_argnums=(0,))
     def chunk_fn(state, x, plan, max_iters):
         shapes = jax.eval_shape(lambda s: iteration(s, x, plan, max_iters)[1], state)
         # a skipped iteration records zeros for integers, NaN for floats and ran=False
@@ -128,7 +137,11 @@ def make_chunk_fn(refresh: Callable, loss: Callable, tx: optax.GradientTransform
 
         return jax.lax.scan(body, state, None, length=chunk_size)
 
-    return chunk_fn
+    if max_traces is not None:  # guard against recompilation (tests; see the docstring)
+        chunk_fn = chex.assert_max_traces(chunk_fn, n=max_traces)
+    if vmapped:
+        chunk_fn = jax.vmap(chunk_fn, in_axes=(0, None, 0, None))
+    return jax.jit(chunk_fn, donate_argnums=(0,))
 
 
 def _check_finite(record: dict, last: bool) -> None:
@@ -138,10 +151,14 @@ def _check_finite(record: dict, last: bool) -> None:
             raise FloatingPointError(f"the clustering phase produced a non-finite {k}; lower the learning rate")
 
 
+def _concat(records: list[dict]) -> dict:
+    return {k: np.concatenate([r[k] for r in records]) for k in records[0]}
+
+
 def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: jax.Array, *,
              tx: optax.GradientTransformation, init_labels: jax.Array, init_aux: Any, max_iters: int,
              steps_per_iter: int, batch_size: int, tol: float, chunk_size: int = 10, desc: str = "cluster",
-             verbose: bool = True, record_labels: bool = False, checkpoint=None) -> LoopResult:
+             verbose: bool = True, record_labels: bool = False, checkpoint=None, vmapped: bool = False) -> LoopResult:
     """Run refresh/train iterations from ``params`` until the stop rule or ``max_iters``.
 
     The mini-batches are one fixed shuffled order of the data (drawn from ``key``), cycled; the
@@ -155,40 +172,72 @@ def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: 
     ``fold_in(key, iteration)``, so a resumed loop ends exactly where an uninterrupted one does.
     A chunk that produced a non-finite value raises before it is saved (the last good checkpoint
     stays).
+
+    ``vmapped=True`` runs S loops at once in one compiled program (e.g. one per seed):
+    ``params``, ``init_labels`` (S, n) and ``init_aux`` carry a leading axis S and ``key`` is an
+    array of S keys; ``x`` is shared. Each loop keeps its own stop test: one that has stopped
+    stops changing while the others continue, and the chunks run until all have stopped. The
+    result has the same leading axis (``n_iter`` and ``converged`` are arrays (S,)) and
+    ``history`` is a list of S dicts.
     """
     if max_iters < 1 or steps_per_iter < 0 or batch_size < 1 or chunk_size < 1:
         raise ValueError("max_iters, batch_size and chunk_size must be >= 1 and steps_per_iter >= 0")
     x = jnp.asarray(x, jnp.float32)
-    plan_key, loop_key = jax.random.split(key)
-    plan = batch_plan(plan_key, x.shape[0], batch_size)
+    split = jax.vmap(jax.random.split) if vmapped else jax.random.split
+    keys = split(key)
+    plan_key, loop_key = (keys[:, 0], keys[:, 1]) if vmapped else (keys[0], keys[1])
+    plan = (jax.vmap(lambda k: batch_plan(k, x.shape[0], batch_size)) if vmapped else
+            (lambda k: batch_plan(k, x.shape[0], batch_size)))(plan_key)
     # copies: the chunks donate their state, the caller keeps its arrays
-    state = init_loop_state(jax.tree.map(jnp.array, params), tx, jnp.array(init_labels),
-                            jax.tree.map(jnp.array, init_aux), loop_key)
+    init = lambda p, l, a, k: init_loop_state(p, tx, l, a, k)
+    state = (jax.vmap(init) if vmapped else init)(jax.tree.map(jnp.array, params), jnp.array(init_labels),
+                                                  jax.tree.map(jnp.array, init_aux), loop_key)
     chunk_fn = make_chunk_fn(refresh, loss, tx, steps_per_iter=steps_per_iter, tol=tol, chunk_size=chunk_size,
-                             record_labels=record_labels)
-    records = []
-    n_iter = n_chunks = 0
+                             record_labels=record_labels, vmapped=vmapped)
+    n_runs = int(np.shape(loop_key)[0]) if vmapped else 1
+    records: list[list[dict]] = [[] for _ in range(n_runs)]  # per run, per chunk
+    n_iter = np.zeros(n_runs, np.int64)
+    n_chunks = 0
     if checkpoint is not None and checkpoint.exists():
         state, meta, extra = checkpoint.load(state)
-        n_iter, n_chunks = int(meta["n_iter"]), int(meta["n_chunks"])
-        if extra:
-            records.append(extra)
-    bar = progress(total=max_iters, desc=desc, unit="it", disable=not verbose, initial=n_iter)
-    while n_iter < max_iters and not bool(state["done"]):
+        n_iter, n_chunks = np.asarray(meta["n_iter"], np.int64).reshape(n_runs), int(meta["n_chunks"])
+        for i in range(n_runs):
+            hist = {k.split("@")[0]: v for k, v in extra.items() if not vmapped or k.endswith(f"@{i}")}
+            if hist:
+                records[i].append(hist)
+    done = lambda: np.asarray(state["done"]).reshape(n_runs) | (n_iter >= max_iters)
+    bar = progress(total=max_iters, desc=desc, unit="it", disable=not verbose, initial=int(n_iter.max()))
+    while not done().all():
+        before = int(n_iter.max())
         state, rec = chunk_fn(state, x, plan, jnp.int32(max_iters))
         rec = jax.device_get(rec)
-        ran = int(rec["ran"].sum())  # iterations run in this chunk (they come first)
-        records.append({k: v[:ran] for k, v in rec.items() if k != "ran"})
-        _check_finite(records[-1], last=bool(state["done"]) or n_iter + ran >= max_iters)
-        n_iter += ran
+        if not vmapped:
+            rec = {k: v[None] for k, v in rec.items()}
+        stopped = np.asarray(state["done"]).reshape(n_runs)
+        for i in range(n_runs):
+            ran = int(rec["ran"][i].sum())  # iterations run in this chunk (they come first)
+            if ran == 0:
+                continue
+            records[i].append({k: v[i, :ran] for k, v in rec.items() if k != "ran"})
+            _check_finite(records[i][-1], last=bool(stopped[i]) or n_iter[i] + ran >= max_iters)
+            n_iter[i] += ran
         n_chunks += 1
-        if checkpoint is not None and (checkpoint.due(n_chunks) or bool(state["done"]) or n_iter >= max_iters):
-            history = {k: np.concatenate([r[k] for r in records]) for k in records[0]}
-            checkpoint.save(state, {"phase": desc, "n_iter": n_iter, "n_chunks": n_chunks}, history)
-        bar.update(ran)
-        bar.set_postfix({k: (f"{float(v[ran - 1]):.4g}" if np.issubdtype(v.dtype, np.floating) else int(v[ran - 1]))
-                         for k, v in rec.items() if k not in ("ran", "loss", "labels")})
+        if checkpoint is not None and (checkpoint.due(n_chunks) or done().all()):
+            hists = [_concat(r) for r in records]
+            extra = ({f"{k}@{i}": v for i, h in enumerate(hists) for k, v in h.items()} if vmapped else hists[0])
+            checkpoint.save(state, {"phase": desc, "n_iter": n_iter.tolist() if vmapped else int(n_iter[0]),
+                                    "n_chunks": n_chunks}, extra)
+        bar.update(int(n_iter.max()) - before)
+        last = {k: v[:, :int(rec["ran"][0].sum())] for k, v in rec.items()}
+        post = {k: (f"{float(v[0, -1]):.4g}" if np.issubdtype(v.dtype, np.floating) else int(v[0, -1]))
+                for k, v in last.items() if k not in ("ran", "loss", "labels") and v.shape[1]}
+        if vmapped:
+            post = {"running": f"{int((~done()).sum())}/{n_runs}"}
+        bar.set_postfix(post)
     bar.close()
-    history = {k: np.concatenate([r[k] for r in records]) for k in records[0]}
-    return LoopResult(state["params"], np.asarray(state["labels"]), jax.device_get(state["aux"]), n_iter,
-                      bool(state["done"]), history)
+    histories = [_concat(r) for r in records]
+    if vmapped:
+        return LoopResult(state["params"], np.asarray(state["labels"]), jax.device_get(state["aux"]), n_iter,
+                          np.asarray(state["done"]), histories)
+    return LoopResult(state["params"], np.asarray(state["labels"]), jax.device_get(state["aux"]), int(n_iter[0]),
+                      bool(state["done"]), histories[0])

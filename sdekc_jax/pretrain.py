@@ -6,7 +6,6 @@ seen once per epoch (as Keras' ``fit`` does in the DEKM reference code).
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import jax
@@ -42,10 +41,14 @@ def init_state(params: Any, tx: optax.GradientTransformation) -> dict:
     return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
 
 
-def make_epoch_fn(model, tx: optax.GradientTransformation, batch_size: int) -> Callable:
-    """``epoch(state, x, key, epoch) -> (state, mean_loss)``: one pass over ``x``, jitted."""
+def make_epoch_fn(model, tx: optax.GradientTransformation, batch_size: int, *, vmapped: bool = False) -> Callable:
+    """``epoch(state, x, key, epoch) -> (state, mean_loss)``: one pass over ``x``, jitted.
 
-    @functools.partial(jax.jit, donate_argnums=(0,))
+    ``vmapped=True``: ``state`` and ``key`` carry a leading axis (one model per entry, e.g. per
+    seed), ``x`` and ``epoch`` are shared, and the loss is one value per model: all models train
+    in one compiled program (``jax.vmap``).
+    """
+
     def epoch_fn(state, x, key, epoch):
         idx, mask = batch_plan(jax.random.fold_in(key, epoch), x.shape[0], batch_size)
 
@@ -59,7 +62,19 @@ def make_epoch_fn(model, tx: optax.GradientTransformation, batch_size: int) -> C
         state, losses = jax.lax.scan(step, state, (idx, mask))
         return state, jnp.sum(losses) / x.shape[0]
 
-    return epoch_fn
+    if vmapped:
+        epoch_fn = jax.vmap(epoch_fn, in_axes=(0, None, 0, None))
+    return jax.jit(epoch_fn, donate_argnums=(0,))
+
+
+def stack_trees(trees: list) -> Any:
+    """One pytree whose leaves have a new leading axis (``trees[i]`` is entry ``i``)."""
+    return jax.tree.map(lambda *v: jnp.stack(v), *trees)
+
+
+def unstack_tree(tree: Any, i: int) -> Any:
+    """Entry ``i`` of a pytree with a leading axis (see :func:`stack_trees`)."""
+    return jax.tree.map(lambda v: v[i], tree)
 
 
 def pretrain(
@@ -75,6 +90,7 @@ def pretrain(
     verbose: bool = True,
     callback: Callable[[int, dict, float], None] | None = None,
     checkpoint=None,
+    vmapped: bool = False,
 ) -> tuple[Any, np.ndarray]:
     """Pretrain ``model`` on reconstruction MSE with Adam (lr, b1=0.9, b2=0.999), or ``optimizer``.
 
@@ -86,33 +102,45 @@ def pretrain(
     the last. Epoch ``e`` shuffles with ``fold_in(key, e)``, so a resumed run computes exactly what
     an uninterrupted one does. A non-finite loss raises before anything is saved: the last good
     checkpoint stays.
+
+    ``vmapped=True`` trains several models at once (e.g. one per seed) in one compiled program:
+    ``params`` is a stacked pytree (leading axis S, see :func:`stack_trees`) and ``key`` an array
+    of S keys; the result is the stacked trained parameters and the losses (S, epochs). Model
+    ``i`` follows the same steps as ``pretrain(model, unstack_tree(params, i), x, key[i])``; the
+    numbers agree to float rounding (XLA may order a few gradient reductions differently in the
+    batched program).
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     tx = optimizer if optimizer is not None else optax.adam(learning_rate, b1=0.9, b2=0.999)
-    state = init_state(jax.tree.map(jnp.array, params), tx)  # copy: the epoch donates its state
-    epoch_fn = make_epoch_fn(model, tx, batch_size)
+    params = jax.tree.map(jnp.array, params)  # copy: the epoch donates its state
+    state = jax.vmap(lambda p: init_state(p, tx))(params) if vmapped else init_state(params, tx)
+    epoch_fn = make_epoch_fn(model, tx, batch_size, vmapped=vmapped)
     x = jnp.asarray(x, jnp.float32)
     losses, start = [], 0
     if checkpoint is not None and checkpoint.exists():
         state, meta, extra = checkpoint.load(state)
-        losses, start = [float(v) for v in extra["losses"]], int(meta["epoch"]) + 1
+        losses, start = list(np.asarray(extra["losses"], np.float64)), int(meta["epoch"]) + 1
         if start > epochs:
             raise ValueError(f"checkpoint {checkpoint.path} is at epoch {start}, past this run's {epochs} epochs")
     bar = progress(range(start, epochs), desc="pretrain", unit="epoch", disable=not verbose,
                    initial=start, total=epochs)
     for epoch in bar:
         state, loss = epoch_fn(state, x, key, epoch)
-        loss = float(loss)
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"pretraining loss became {loss} at epoch {epoch}; lower the learning rate")
+        loss = np.asarray(jax.device_get(loss), np.float64)
+        if not np.all(np.isfinite(loss)):
+            which = f" (model {int(np.flatnonzero(~np.isfinite(loss))[0])})" if vmapped else ""
+            raise FloatingPointError(f"pretraining loss became {loss.ravel()[~np.isfinite(loss.ravel())][0]} at epoch "
+                                     f"{epoch}{which}; lower the learning rate")
         losses.append(loss)
-        bar.set_postfix(mse=f"{loss:.5f}")
+        bar.set_postfix(mse=f"{float(np.max(loss)):.5f}")
         if callback is not None:
-            callback(epoch, state, loss)
+            callback(epoch, state, loss if vmapped else float(loss))
         if checkpoint is not None and (checkpoint.due(epoch + 1) or epoch + 1 == epochs):
             checkpoint.save(state, {"phase": "pretrain", "epoch": epoch, "epochs": epochs},
                             {"losses": np.asarray(losses)})
-    return state["params"], np.asarray(losses)
+    if vmapped:  # (S, epochs)
+        return state["params"], np.asarray(losses, np.float64).reshape(len(losses), np.shape(key)[0]).T
+    return state["params"], np.asarray(losses, np.float64)

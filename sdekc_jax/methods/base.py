@@ -152,61 +152,109 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
     checkpoint written with other settings is refused (:class:`~sdekc_jax.checkpoint.CheckpointMismatch`).
     The files are left in place; the caller removes them once its results are saved.
     """
+    return _run(method, x, n_clusters, [seed], False, dataset=dataset, arch=arch, cache=cache, verbose=verbose,
+                record_labels=record_labels, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                image_shape=image_shape, overrides=overrides)[0]
+
+
+def run_method_vmapped(method: Method, x: np.ndarray, n_clusters: int, *, seeds, dataset: str | None = None,
+                       arch: str = "default", verbose: bool = True, record_labels: bool = False,
+                       checkpoint_dir: str | None = None, checkpoint_every: int = 1,
+                       image_shape: tuple[int, int, int] | None = None, **overrides) -> list[MethodResult]:
+    """:func:`run_method` for several seeds at once, as one vmapped program: one list entry per seed.
+
+    The same composition as :func:`run_method` with every piece under ``jax.vmap`` over the seed's
+    keys: initialisation, pretraining (:func:`~sdekc_jax.pretrain.pretrain` ``vmapped=True``), the
+    clustering phase (the shared loop, ``vmapped=True``: each seed keeps its own data-dependent
+    stop test, finished seeds stop changing while the others continue) and the final K-means /
+    embedding. Seed ``s`` draws the same random numbers as ``run_method(seed=s)`` and takes the
+    same steps; the numbers agree up to float rounding (XLA may order a few gradient reductions
+    differently in the batched program, see ``tests/test_vmap_seeds.py`` and the README).
+
+    The pretraining cache is neither read nor written (it holds sequentially computed
+    autoencoders). ``timings`` hold each phase's wall time divided by the number of seeds
+    (``pretrain_total`` / ``cluster_total``: the whole phase). ``checkpoint_dir`` works as in
+    :func:`run_method`, for all the seeds together.
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
+    return _run(method, x, n_clusters, seeds, True, dataset=dataset, arch=arch, cache=None, verbose=verbose,
+                record_labels=record_labels, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                image_shape=image_shape, overrides=overrides)
+
+
+def _run(method: Method, x, n_clusters: int, seeds: list[int], vmapped: bool, *, dataset, arch, cache, verbose,
+         record_labels, checkpoint_dir, checkpoint_every, image_shape, overrides) -> list[MethodResult]:
+    """The composition behind :func:`run_method` (one seed) and :func:`run_method_vmapped`."""
     cfg = method.config(dataset, **overrides)
     if arch not in method.archs:
         raise ValueError(f"method {method.name!r} has no architecture {arch!r}; it supports {list(method.archs)}")
     x = check_images(x, "x", image_shape=image_shape, allow_flat=method.autoencoder in (None, "dense"))
     check_fit_data(x, n_clusters, "x")
-    init_key, pre_key, cl_key, _ = jax.random.split(jax.random.key(seed), 4)
+    S = len(seeds)
+    V = jax.vmap if vmapped else (lambda f: f)  # the pieces below are written for one seed
+    keys = [jax.random.split(jax.random.key(s), 4) for s in seeds]
+    init_key, pre_key, cl_key = ((jnp.stack([k[i] for k in keys]) if vmapped else keys[0][i]) for i in range(3))
+    seed_of = lambda tree, i: jax.tree.map(lambda v: v[i], tree) if vmapped else tree
     xj = jnp.asarray(x)
     if method.autoencoder is None:
         t0 = time.perf_counter()
-        km = kmeans(cl_key, xj.reshape(x.shape[0], -1), n_clusters, n_init=cfg["kmeans_n_init"])
-        labels = np.asarray(km.labels)
-        return MethodResult(method.name, labels, None, cfg, int(km.n_iter), bool(km.converged),
-                            {"inertia": np.asarray([km.inertia])}, {"pretrain": 0.0, "cluster": time.perf_counter() - t0},
-                            False)
+        flat = xj.reshape(x.shape[0], -1)
+        km = V(lambda k: kmeans(k, flat, n_clusters, n_init=cfg["kmeans_n_init"]))(cl_key)
+        km = jax.device_get(km)
+        t = (time.perf_counter() - t0) / S
+        return [MethodResult(method.name, np.asarray(seed_of(km.labels, i)), None, cfg, int(seed_of(km.n_iter, i)),
+                             bool(seed_of(km.converged, i)), {"inertia": np.asarray([seed_of(km.inertia, i)])},
+                             _timings(0.0, t, S, vmapped), False) for i in range(S)]
 
     for key_ in ("pretrain_epochs", "batch_size", "kmeans_n_init"):
         if not isinstance(cfg[key_], (int, np.integer)) or cfg[key_] < (0 if key_ == "pretrain_epochs" else 1):
             raise ValueError(f"{key_} must be a {'non-negative' if key_ == 'pretrain_epochs' else 'positive'} integer, got {cfg[key_]!r}")
     model, model_spec = build_model(method, tuple(x.shape[1:]), n_clusters, cfg, arch)
-    params0 = model.init(init_key, xj[:1])["params"]
+    params0 = V(lambda k: model.init(k, xj[:1])["params"])(init_key)
     pre_tx = make_optimizer(cfg["pretrain_optimizer"])
-    cache = cache if cache is not None else PretrainCache(default_cache_dir())
-    spec = {"format": CACHE_FORMAT, "model": model_spec, "image_shape": list(x.shape[1:]), "seed": int(seed),
-            "epochs": int(cfg["pretrain_epochs"]), "batch_size": int(cfg["batch_size"]),
-            "optimizer": dict(cfg["pretrain_optimizer"]), "backend": jax.default_backend(), "jax": jax.__version__}
+    spec = {"format": CACHE_FORMAT, "model": model_spec, "image_shape": list(x.shape[1:]),
+            "seed": seeds if vmapped else seeds[0], "epochs": int(cfg["pretrain_epochs"]),
+            "batch_size": int(cfg["batch_size"]), "optimizer": dict(cfg["pretrain_optimizer"]),
+            "backend": jax.default_backend(), "jax": jax.__version__, **({"vmapped": True} if vmapped else {})}
+    fingerprint = data_fingerprint(x)
     ckpt = {}
     if checkpoint_dir is not None:
-        run_spec = {"pretrain": spec, "data": data_fingerprint(x), "method": method.name, "config": cfg,
+        run_spec = {"pretrain": spec, "data": fingerprint, "method": method.name, "config": cfg,
                     "n_clusters": int(n_clusters), "arch": arch}
-        ckpt = {"pretrain": Checkpointer(Path(checkpoint_dir) / "pretrain.msgpack", {"pretrain": spec, "data": run_spec["data"]},
+        ckpt = {"pretrain": Checkpointer(Path(checkpoint_dir) / "pretrain.msgpack", {"pretrain": spec, "data": fingerprint},
                                          every=checkpoint_every),
                 "cluster": Checkpointer(Path(checkpoint_dir) / "cluster.msgpack", run_spec, every=checkpoint_every)}
-    params, pre_loss, hit = cached_pretrain(
-        cache, spec, x,
-        lambda: pretrain(model, params0, xj, pre_key, epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
-                         optimizer=pre_tx, verbose=verbose, checkpoint=ckpt.get("pretrain")),
-        params0)
+    compute = lambda: pretrain(model, params0, xj, pre_key, epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
+                               optimizer=pre_tx, verbose=verbose, checkpoint=ckpt.get("pretrain"), vmapped=vmapped)
+    if vmapped:  # the cache holds sequentially computed autoencoders: a vmapped run computes its own
+        t0 = time.perf_counter()
+        params, pre_loss = compute()
+        hit, t_pre = False, time.perf_counter() - t0
+    else:
+        cache = cache if cache is not None else PretrainCache(default_cache_dir())
+        params, pre_loss, hit = cached_pretrain(cache, spec, x, compute, params0, fingerprint=fingerprint)
+        t_pre = cache.last_seconds
     params = jax.tree.map(jnp.asarray, params)
-    t_pre = cache.last_seconds
     embed = embed_fn(model)
+    embed_all_v = V(lambda p: embed_all(embed, p, xj))
 
     t0 = time.perf_counter()
     if method.clustering == "kmeans":
-        z = embed_all(embed, encoder_params(params), xj)
-        km = kmeans(cl_key, z, n_clusters, n_init=cfg["kmeans_n_init"])
-        labels, n_iter, converged, hist = km.labels, int(km.n_iter), bool(km.converged), {"inertia": np.asarray([km.inertia])}
-        final = params
+        z = embed_all_v(encoder_params(params))
+        km = V(lambda k, zz: kmeans(k, zz, n_clusters, n_init=cfg["kmeans_n_init"]))(cl_key, z)
+        labels, n_iter, converged, final = km.labels, np.asarray(km.n_iter), np.asarray(km.converged), params
+        hist = [{"inertia": np.asarray([seed_of(km.inertia, i)])} for i in range(S)]
     elif method.clustering == "dekm":
         r = cluster(embed, encoder_params(params), xj, n_clusters, cl_key, max_iters=cfg["max_iters"],
                     steps_per_iter=cfg["steps_per_iter"], batch_size=cfg["batch_size"],
                     learning_rate=cfg["learning_rate"], tol=cfg["tol"], kmeans_n_init=cfg["kmeans_n_init"],
-                    verbose=verbose, record_labels=record_labels, checkpoint=ckpt.get("cluster"))
-        labels, n_iter, converged, hist = r.labels, r.n_iter, r.converged, r.history
+                    verbose=verbose, record_labels=record_labels, checkpoint=ckpt.get("cluster"), vmapped=vmapped)
+        labels, n_iter, converged = r.labels, np.asarray(r.n_iter), np.asarray(r.converged)
+        hist = r.history if vmapped else [r.history]
         final = {**params, **r.params}
-        z = embed_all(embed, r.params, xj)
+        z = embed_all_v(r.params)
     else:  # dec family
         reconstruct = (lambda p, xb: model.apply({"params": p}, xb)) if method.reconstruction else None
         trained = params if method.reconstruction else encoder_params(params)
@@ -214,12 +262,20 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
                         alpha=cfg["alpha"], optimizer=make_optimizer(cfg["cluster_optimizer"]),
                         update_interval=cfg["steps_per_iter"], max_iters=cfg["max_iters"],
                         batch_size=cfg["batch_size"], tol=cfg["tol"], kmeans_n_init=cfg["kmeans_n_init"],
-                        verbose=verbose, record_labels=record_labels, checkpoint=ckpt.get("cluster"))
-        labels, n_iter, converged, hist = r.labels, r.n_iter, r.converged, r.history
+                        verbose=verbose, record_labels=record_labels, checkpoint=ckpt.get("cluster"), vmapped=vmapped)
+        labels, n_iter, converged = r.labels, np.asarray(r.n_iter), np.asarray(r.converged)
+        hist = r.history if vmapped else [r.history]
         final = {**params, **r.params["model"], "centers": r.params["centers"]}
-        z = embed_all(embed, r.params["model"], xj)
-    z = np.asarray(z)
+        z = embed_all_v(r.params["model"])
+    z, labels = np.asarray(z), np.asarray(labels)
     t_cl = time.perf_counter() - t0
-    return MethodResult(method.name, np.asarray(labels), z, cfg, n_iter, converged,
-                        {"pretrain_loss": np.asarray(pre_loss), **hist}, {"pretrain": t_pre, "cluster": t_cl}, hit,
-                        final, model)
+    return [MethodResult(method.name, seed_of(labels, i), seed_of(z, i), cfg, int(seed_of(n_iter, i)),
+                         bool(seed_of(converged, i)), {"pretrain_loss": np.asarray(seed_of(pre_loss, i)), **hist[i]},
+                         _timings(t_pre, t_cl, S, vmapped), hit, seed_of(final, i), model) for i in range(S)]
+
+
+def _timings(t_pre: float, t_cl: float, n_seeds: int, vmapped: bool) -> dict:
+    if not vmapped:
+        return {"pretrain": t_pre, "cluster": t_cl}
+    return {"pretrain": t_pre / n_seeds, "cluster": t_cl / n_seeds, "pretrain_total": t_pre, "cluster_total": t_cl,
+            "vmapped_seeds": n_seeds}

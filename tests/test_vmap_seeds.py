@@ -1,0 +1,136 @@
+"""Seeds in parallel: the vmapped program takes the same steps as running the seeds one by one.
+
+Tiny shapes: a linear encoder for Algorithm 1's loop, the dense autoencoder on 8x8 images for the
+whole composition (pretraining + DEC-family clustering), raw K-means. The equality of labels is
+exact; parameters agree to float rounding (XLA may order a few batched gradient reductions
+differently)."""
+import json
+import subprocess
+import sys
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from sklearn.datasets import make_blobs
+
+from sdekc_jax.algorithm import cluster, init_cluster_state, make_chunk_fn
+from sdekc_jax.cache import PretrainCache
+from sdekc_jax.methods import run, run_vmapped
+from sdekc_jax.models import DenseAE
+from sdekc_jax.pretrain import batch_plan, pretrain, stack_trees, unstack_tree
+
+K = 4
+SEEDS = [0, 1, 2]
+
+
+def linear_embed(p, x):
+    return x @ p["w"] + p["b"]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    x, y = make_blobs(n_samples=300, n_features=8, centers=K, cluster_std=4.0, random_state=0)
+    x = (x - x.mean(0)) / x.std(0)
+    return jnp.asarray(x, jnp.float32), y
+
+
+def init_linear(seed):
+    rng = np.random.default_rng(seed)
+    return {"w": jnp.asarray(rng.normal(size=(8, 3)) / np.sqrt(8), jnp.float32), "b": jnp.zeros(3)}
+
+
+def test_vmapped_clustering_phase_equals_seed_by_seed(blobs):
+    """Algorithm 1 for three seeds in one program: same labels, iteration counts, stop decisions and
+    histories as three separate runs, although the seeds stop at different iterations."""
+    x, _ = blobs
+    kw = dict(max_iters=12, steps_per_iter=3, batch_size=64, tol=0.01, chunk_size=4, verbose=False, learning_rate=1e-2)
+    keys = [jax.random.key(100 + s) for s in SEEDS]
+    seq = [cluster(linear_embed, init_linear(s), x, K, k, **kw) for s, k in zip(SEEDS, keys)]
+    vm = cluster(linear_embed, stack_trees([init_linear(s) for s in SEEDS]), x, K, jnp.stack(keys), vmapped=True, **kw)
+    assert vm.labels.shape == (3, x.shape[0]) and len(vm.history) == 3
+    assert len({r.n_iter for r in seq}) > 1, "the seeds should stop at different iterations for this test to bite"
+    for i, r in enumerate(seq):
+        np.testing.assert_array_equal(vm.labels[i], r.labels)
+        assert vm.n_iter[i] == r.n_iter and vm.converged[i] == r.converged
+        np.testing.assert_array_equal(vm.history[i]["n_changed"], r.history["n_changed"])
+        assert set(vm.history[i]) == set(r.history)
+        chex.assert_trees_all_close(unstack_tree(vm.params, i), r.params, atol=1e-5)
+        np.testing.assert_allclose(vm.centers[i], r.centers, atol=1e-5)
+
+
+def test_vmapped_pretraining_equals_seed_by_seed():
+    model = DenseAE((4, 4, 1), n_embed=3, hidden=(16,))
+    x = jax.random.uniform(jax.random.key(0), (100, 4, 4, 1))
+    inits = [model.init(jax.random.key(s), x[:1])["params"] for s in SEEDS]
+    keys = [jax.random.key(10 + s) for s in SEEDS]
+    seq = [pretrain(model, p, x, k, epochs=3, batch_size=32, verbose=False) for p, k in zip(inits, keys)]
+    params, losses = pretrain(model, stack_trees(inits), x, jnp.stack(keys), epochs=3, batch_size=32, verbose=False,
+                              vmapped=True)
+    assert losses.shape == (3, 3)
+    for i, (p, l) in enumerate(seq):
+        np.testing.assert_allclose(losses[i], l, rtol=1e-6)
+        chex.assert_trees_all_close(unstack_tree(params, i), p, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ae-kmeans", "dec", "kmeans"])
+def test_run_vmapped_gives_the_labels_of_run_for_each_seed(name):
+    """The whole composition (init, pretraining, clustering, final embedding) per seed."""
+    rng = np.random.default_rng(0)
+    x = np.clip(rng.normal(0.5, 0.2, size=(160, 8, 8, 1)) + (np.arange(160) % 4)[:, None, None, None] * 0.15, 0, 1)
+    x = x.astype(np.float32)
+    kw = {} if name == "kmeans" else dict(pretrain_epochs=2, embedding_dim=3)
+    if name == "dec":
+        kw.update(max_iters=3, steps_per_iter=4, batch_size=32)
+    seq = [run(name, x, K, seed=s, cache=PretrainCache(None), verbose=False, **kw) for s in SEEDS]
+    vm = run_vmapped(name, x, K, seeds=SEEDS, verbose=False, **kw)
+    for a, b in zip(seq, vm):
+        np.testing.assert_array_equal(a.labels, b.labels)
+        assert a.n_iter == b.n_iter and a.converged == b.converged
+        if a.embedding is not None:
+            np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-4)
+            np.testing.assert_allclose(a.history["pretrain_loss"], b.history["pretrain_loss"], rtol=1e-5)
+        assert b.timings["vmapped_seeds"] == 3 and not b.pretrain_cache_hit
+
+
+def test_run_vmapped_rejects_repeated_or_no_seeds():
+    x = np.random.default_rng(0).uniform(size=(20, 8, 8, 1)).astype(np.float32)
+    for seeds in ([], [1, 1]):
+        with pytest.raises(ValueError, match="distinct"):
+            run_vmapped("kmeans", x, 2, seeds=seeds)
+
+
+def test_the_clustering_iteration_compiles_once(blobs):
+    """chex.assert_max_traces on the chunk function: 9 chunks of a run, one trace (and the check
+    bites: a state whose counter changed dtype is a second trace)."""
+    x, _ = blobs
+    tx = optax.adam(1e-3)
+    chex.clear_trace_counter()
+    chunk = make_chunk_fn(linear_embed, tx, n_clusters=K, steps_per_iter=2, tol=-1.0, kmeans_n_init=2, chunk_size=1,
+                          max_traces=1)
+    plan = batch_plan(jax.random.key(0), x.shape[0], 64)
+    state = init_cluster_state(init_linear(0), x, K, jax.random.key(1), tx, 3)
+    for _ in range(9):
+        state, rec = chunk(state, x, plan, jnp.int32(100))
+        assert bool(rec["ran"][0])
+    assert int(state["iteration"]) == 9
+    state = dict(state, step=state["step"].astype(jnp.float32))
+    with pytest.raises(AssertionError, match="trace"):
+        chunk(state, x, plan, jnp.int32(100))
+
+
+def test_cli_vmap_seeds_writes_each_seed_like_the_sequential_run(tmp_path):
+    """`sdekc run --seeds 0 1 --vmap-seeds` against the same command without the flag."""
+    base = [sys.executable, "-m", "sdekc_jax.cli", "run", "--method", "dec", "--classes", "0", "1", "--seeds", "0", "1",
+            "--pretrain-epochs", "1", "--max-iters", "2", "--steps-per-iter", "3", "--embedding-dim", "3",
+            "--no-progress", "--pretrain-cache", "off"]
+    for name, extra in (("vm", ["--vmap-seeds"]), ("seq", [])):
+        subprocess.run(base + ["--out", str(tmp_path / name)] + extra, check=True, capture_output=True, text=True)
+    vm, seq = (json.loads((tmp_path / n / "results.json").read_text()) for n in ("vm", "seq"))
+    assert [r["seed"] for r in vm["runs"]] == [0, 1] and all(r["vmapped_seeds"] == 2 for r in vm["runs"])
+    for s in (0, 1):
+        np.testing.assert_array_equal(np.load(tmp_path / "vm" / f"labels-seed{s}.npy"),
+                                      np.load(tmp_path / "seq" / f"labels-seed{s}.npy"))
+    assert not (tmp_path / "vm" / "checkpoints").exists()
