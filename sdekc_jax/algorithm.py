@@ -33,6 +33,7 @@ from .kmeans import kmeans
 from .metrics import count_changed_jax
 from .loop import Refresh, init_loop_state, run_loop
 from .loop import make_chunk_fn as make_loop_chunk_fn
+from .parallel import active_mesh, shard_batch
 from .pretrain import masked_mean
 from .transform import apply_transform, greedy_target, orthogonal_transform, within_cluster_scatter
 
@@ -49,8 +50,19 @@ class ClusterResult(NamedTuple):
 
 
 def embed_all(embed_fn: EmbedFn, params: Any, x: jax.Array, batch_size: int = 1024) -> jax.Array:
-    """The embedding of every row of ``x``, computed in batches (memory bounded by the batch)."""
-    return jax.lax.map(lambda xi: embed_fn(params, xi[None])[0], x, batch_size=min(batch_size, x.shape[0]))
+    """The embedding of every row of ``x``, computed in batches (memory bounded by the batch).
+
+    Under :func:`sdekc_jax.parallel.data_parallel` each batch and the result are sharded over
+    the mesh's devices."""
+    if active_mesh() is None:
+        return jax.lax.map(lambda xi: embed_fn(params, xi[None])[0], x, batch_size=min(batch_size, x.shape[0]))
+    n, b = x.shape[0], min(batch_size, x.shape[0])
+    m = n // b
+    z = jax.lax.map(lambda xc: embed_fn(params, shard_batch(xc)), x[:m * b].reshape((m, b) + x.shape[1:]))
+    z = z.reshape((m * b,) + z.shape[2:])
+    if m * b < n:
+        z = jnp.concatenate([z, embed_fn(params, shard_batch(x[m * b:]))])
+    return shard_batch(z)
 
 
 def dekm_refresh(embed_fn: EmbedFn, n_clusters: int, kmeans_n_init: int) -> Callable:

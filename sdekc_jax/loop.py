@@ -37,6 +37,7 @@ import numpy as np
 import optax
 
 from .pretrain import batch_plan
+from .parallel import replicate, shard_batch
 from .progress import progress
 
 
@@ -106,7 +107,8 @@ def make_chunk_fn(refresh: Callable, loss: Callable, tx: optax.GradientTransform
             params, opt_state, step = carry
             b = step % idx.shape[0]
             batch_targets = jax.tree.map(lambda t: t[idx[b]], r.targets)
-            value, grads = jax.value_and_grad(loss)(params, x[idx[b]], batch_targets, mask[b], r.consts)
+            xb = shard_batch(x[idx[b]])  # data-parallel over the active mesh, if any (sdekc_jax.parallel)
+            value, grads = jax.value_and_grad(loss)(params, xb, batch_targets, mask[b], r.consts)
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state, step + 1), value
 
@@ -194,6 +196,7 @@ def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: 
                                                   jax.tree.map(jnp.array, init_aux), loop_key)
     chunk_fn = make_chunk_fn(refresh, loss, tx, steps_per_iter=steps_per_iter, tol=tol, chunk_size=chunk_size,
                              record_labels=record_labels, vmapped=vmapped)
+    state, x, plan = replicate((state, x, plan))  # on every device of the active mesh (sdekc_jax.parallel)
     n_runs = int(np.shape(loop_key)[0]) if vmapped else 1
     records: list[list[dict]] = [[] for _ in range(n_runs)]  # per run, per chunk
     n_iter = np.zeros(n_runs, np.int64)

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .parallel import replicate, shard_batch
 from .progress import progress
 
 
@@ -24,6 +25,50 @@ def batch_plan(key: jax.Array, n: int, batch_size: int, shuffle: bool = True) ->
     idx = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(n_batches, batch_size)
     mask = (jnp.arange(n_batches * batch_size) < n).astype(jnp.float32).reshape(n_batches, batch_size)
     return idx, mask
+
+
+def _first(key: jax.Array) -> jax.Array:
+    """The key itself, or the first of an array of keys (vmapped runs share the chunk order)."""
+    return key if jnp.ndim(key) == 0 else key[0]
+
+
+class SyntheticImages:
+    """A deterministic stream of ``n`` synthetic images (H, W, C) in [0, 1], generated on demand.
+
+    Image ``i`` is a sum of a few Gaussian blobs placed by its class ``i % n_classes`` plus a
+    little noise, so the data have cluster structure; slicing ``[lo:hi]`` makes only that slice
+    (float32), so a million images cost no memory until asked for. For the scale experiments
+    (``experiments/scale.py``) and streamed-pretraining tests.
+    """
+
+    def __init__(self, n: int, image_shape: tuple[int, int, int] = (16, 16, 1), n_classes: int = 10, seed: int = 0):
+        self.n, self.image_shape, self.n_classes, self.seed = int(n), tuple(image_shape), int(n_classes), int(seed)
+        rng = np.random.default_rng(seed)
+        h, w, _ = self.image_shape
+        self._centres = rng.uniform(0.2, 0.8, size=(n_classes, 3, 2)) * np.array([h, w])
+        self.shape = (self.n,) + self.image_shape
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def labels(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        return np.arange(lo, self.n if hi is None else hi) % self.n_classes
+
+    def __getitem__(self, item) -> np.ndarray:
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            raise TypeError("SyntheticImages supports contiguous slices only")
+        lo, hi, _ = item.indices(self.n)
+        idx = np.arange(lo, max(hi, lo))
+        h, w, c = self.image_shape
+        rng = np.random.default_rng([self.seed, lo])
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        centres = self._centres[idx % self.n_classes] + rng.normal(0, 0.6, size=(len(idx), 3, 2))
+        d2 = (yy[None, None] - centres[..., 0, None, None]) ** 2 + (xx[None, None] - centres[..., 1, None, None]) ** 2
+        img = np.exp(-d2 / (2 * (0.12 * h) ** 2)).sum(axis=1)
+        img = img + rng.normal(0, 0.05, size=img.shape)
+        img = np.clip(img / 1.5, 0, 1).astype(np.float32)
+        return np.repeat(img[..., None], c, axis=-1)
 
 
 def masked_mean(per_sample: jax.Array, mask: jax.Array) -> jax.Array:
@@ -54,7 +99,8 @@ def make_epoch_fn(model, tx: optax.GradientTransformation, batch_size: int, *, v
 
         def step(state, batch):
             b_idx, b_mask = batch
-            loss, grads = jax.value_and_grad(lambda p: reconstruction_loss(model, p, x[b_idx], b_mask))(state["params"])
+            xb = shard_batch(x[b_idx])  # data-parallel over the active mesh, if any (sdekc_jax.parallel)
+            loss, grads = jax.value_and_grad(lambda p: reconstruction_loss(model, p, xb, b_mask))(state["params"])
             updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
             params = optax.apply_updates(state["params"], updates)
             return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, loss * jnp.sum(b_mask)
@@ -91,6 +137,7 @@ def pretrain(
     callback: Callable[[int, dict, float], None] | None = None,
     checkpoint=None,
     vmapped: bool = False,
+    chunk_size: int | None = None,
 ) -> tuple[Any, np.ndarray]:
     """Pretrain ``model`` on reconstruction MSE with Adam (lr, b1=0.9, b2=0.999), or ``optimizer``.
 
@@ -109,6 +156,14 @@ def pretrain(
     ``i`` follows the same steps as ``pretrain(model, unstack_tree(params, i), x, key[i])``; the
     numbers agree to float rounding (XLA may order a few gradient reductions differently in the
     batched program).
+
+    ``chunk_size``: stream the data instead of holding it on the device. ``x`` may then be any
+    array-like with ``len`` and slicing, e.g. a ``np.memmap``, an ``h5py`` data set or
+    :class:`SyntheticImages`; each epoch visits its chunks of ``chunk_size`` images in an order
+    drawn from ``fold_in(key, epoch)``, copies one chunk at a time to the device and shuffles the
+    mini-batches within it (the same jitted epoch function, one compilation per chunk size), so
+    device and host memory are bounded by a chunk, not by the data set. The loss of an epoch is
+    the mean over all its images. ``chunk_size >= len(x)`` is the in-memory run.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -118,7 +173,28 @@ def pretrain(
     params = jax.tree.map(jnp.array, params)  # copy: the epoch donates its state
     state = jax.vmap(lambda p: init_state(p, tx))(params) if vmapped else init_state(params, tx)
     epoch_fn = make_epoch_fn(model, tx, batch_size, vmapped=vmapped)
-    x = jnp.asarray(x, jnp.float32)
+    n = len(x)
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+                                   or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    if chunk_size is None or chunk_size >= n:
+        x = jnp.asarray(x, jnp.float32)
+        run_epoch = lambda state, epoch: epoch_fn(state, x, key, epoch)
+    else:
+        bounds = [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
+
+        def run_epoch(state, epoch):
+            total = 0.0
+            order = np.asarray(jax.random.permutation(jax.random.fold_in(_first(key), epoch), len(bounds)))
+            for c in order:
+                lo, hi = bounds[c]
+                xc = replicate(jnp.asarray(np.asarray(x[lo:hi]), jnp.float32))
+                state, loss = epoch_fn(state, xc, key, epoch * len(bounds) + int(c))
+                total = total + loss * (hi - lo)
+            return state, total / n
+    state, key = replicate((state, key))  # on every device of the active mesh (sdekc_jax.parallel)
+    if chunk_size is None or chunk_size >= n:
+        x = replicate(x)
     losses, start = [], 0
     if checkpoint is not None and checkpoint.exists():
         state, meta, extra = checkpoint.load(state)
@@ -128,7 +204,7 @@ def pretrain(
     bar = progress(range(start, epochs), desc="pretrain", unit="epoch", disable=not verbose,
                    initial=start, total=epochs)
     for epoch in bar:
-        state, loss = epoch_fn(state, x, key, epoch)
+        state, loss = run_epoch(state, epoch)
         loss = np.asarray(jax.device_get(loss), np.float64)
         if not np.all(np.isfinite(loss)):
             which = f" (model {int(np.flatnonzero(~np.isfinite(loss))[0])})" if vmapped else ""
