@@ -228,6 +228,9 @@ def plot(cells: dict, path: Path, n_clusters: int = 10) -> bool:
         ax.errorbar([r["embedding_dim"] for r in rs], [r["pre_acc"][0] for r in rs], yerr=[r["pre_acc"][1] for r in rs],
                     marker="x", ls=":", capsize=3, label=f"ACC after pretraining, {label}")
     ax.set_xscale("log", base=2)
+    dims = sorted({r["embedding_dim"] for r in rows.values()})
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.minorticks_off()
     ax.set_xlabel("embedding size")
     ax.set_title("embedding size")
     if ax.has_data():

@@ -38,7 +38,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def part_cluster(n: int, max_iters: int) -> dict:
+def part_cluster(n: int, max_iters: int, tol: float) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -55,9 +55,9 @@ def part_cluster(n: int, max_iters: int) -> dict:
     embed = lambda p, v: v @ p["w"] + p["b"]
     rss0 = peak_rss_mb()
     t0 = time.perf_counter()
-    r = cluster(embed, params, x, k, jax.random.key(1), max_iters=max_iters, verbose=True)
+    r = cluster(embed, params, x, k, jax.random.key(1), max_iters=max_iters, tol=tol, verbose=True)
     seconds = time.perf_counter() - t0
-    return {"part": "cluster", "n": n, "d": d, "k": k, "seconds": seconds, "n_iter": r.n_iter,
+    return {"part": "cluster", "n": n, "d": d, "k": k, "tol": tol, "max_iters": max_iters, "seconds": seconds, "n_iter": r.n_iter,
             "seconds_per_iteration": seconds / r.n_iter, "converged": r.converged,
             "acc_vs_blobs": float(cluster_acc(np.asarray(y), r.labels)), "peak_rss_mb": peak_rss_mb(),
             "peak_rss_before_mb": rss0, "data_mb": n * d * 4 / 2**20}
@@ -83,16 +83,18 @@ def part_pretrain(n: int, epochs: int, chunk_size: int) -> dict:
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
-    lines = [f"Measured on {meta['machine']} (jax {meta['jax']}, {meta['backend']}), {meta['date']}: "
-             f"`{meta['command']}`.", ""]
+    commands = list(dict.fromkeys(r.get("command", meta["command"]) for r in rows))
+    lines = [f"Measured on {meta['machine']} (jax {meta['jax']}, {meta['backend']}), {meta['date']}; "
+             + "; ".join(f"`{c}`" for c in commands) + ".", ""]
     cl = [r for r in rows if r["part"] == "cluster"]
     pre = [r for r in rows if r["part"] == "pretrain"]
     if cl:
         lines += ["**Clustering phase** (Algorithm 1, affine encoder, d = k = 10, 40 steps of batch 256 per "
-                  "iteration, stop at 0.1% changed):", "",
-                  "| n | iterations | converged | seconds | s / iteration | peak RSS MB | data MB | ACC vs blobs |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['n']:,} | {r['n_iter']} | {r['converged']} | {r['seconds']:.1f} | "
+                  "iteration; seconds include compilation):", "",
+                  "| n | stop at | iterations | converged | seconds | s / iteration | peak RSS MB | data MB | ACC vs blobs |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['n']:,} | {'tol ' + format(r.get('tol', 0.001), 'g') if r.get('tol', 0.001) > 0 else 'never (tol 0)'} "
+                  f"| {r['n_iter']} | {r['converged']} | {r['seconds']:.1f} | "
                   f"{r['seconds_per_iteration']:.2f} | {r['peak_rss_mb']:.0f} | {r['data_mb']:.0f} | "
                   f"{r['acc_vs_blobs']:.4f} |" for r in cl] + [""]
     if pre:
@@ -112,15 +114,17 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, nargs="+", default=[1_000_000],
                    help="data set sizes (several: the peak memory of the streamed pretraining should not grow with n)")
     p.add_argument("--max-iters", type=int, default=1000, help="clustering iterations cap")
+    p.add_argument("--tol", type=float, default=0.001, help="clustering stop tolerance (0: run --max-iters iterations)")
     p.add_argument("--epochs", type=int, default=1, help="pretraining epochs over the n streamed images")
     p.add_argument("--chunk-size", type=int, default=65536, help="images per streamed chunk")
     p.add_argument("--out", default="results/scale")
+    p.add_argument("--append", action="store_true", help="keep the rows already in <out>/scale.json")
     p.add_argument("--_part", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if min(args.n) < 10 or args.chunk_size < 1 or args.epochs < 1 or args.max_iters < 1:
         p.error("--n must be >= 10 and --chunk-size, --epochs, --max-iters >= 1")
     if args._part:  # child process: one part, its result as the last line
-        row = (part_cluster(args.n[0], args.max_iters) if args._part == "cluster"
+        row = (part_cluster(args.n[0], args.max_iters, args.tol) if args._part == "cluster"
                else part_pretrain(args.n[0], args.epochs, args.chunk_size))
         print("RESULT " + json.dumps(row), flush=True)
         return 0
@@ -130,15 +134,17 @@ def main(argv=None) -> int:
     meta = {"machine": f"{platform.processor() or platform.machine()}, {len(jax.devices())} {jax.default_backend()} "
                        f"device(s), {__import__('os').cpu_count()} CPU cores", "jax": jax.__version__,
             "backend": jax.default_backend(), "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv)}
-    rows = []
+    previous = out / "scale.json"
+    rows = json.loads(previous.read_text())["rows"] if args.append and previous.exists() else []
     for part, n in [(part, n) for part in args.parts for n in args.n]:
-        cmd = [sys.executable, __file__, "--_part", part, "--n", str(n), "--max-iters", str(args.max_iters),
+        cmd = [sys.executable, __file__, "--_part", part, "--n", str(n), "--max-iters", str(args.max_iters), "--tol", str(args.tol),
                "--epochs", str(args.epochs), "--chunk-size", str(args.chunk_size)]
         print(f"[{time.strftime('%H:%M:%S')}] {part}, n = {n:,}", file=sys.stderr, flush=True)
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         if proc.returncode != 0:
             raise SystemExit(f"part {part} failed (exit {proc.returncode})")
-        rows.append(json.loads([l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1][7:]))
+        row = json.loads([l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1][7:])
+        rows.append({**row, "command": "python " + " ".join(sys.argv)})
         atomic_write_json(out / "scale.json", {"meta": meta, "rows": rows})
         atomic_write_text(out / "scale.md", markdown(rows, meta))
     print(markdown(rows, meta))

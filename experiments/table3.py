@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdekc_jax.cache import PretrainCache, default_cache_dir  # noqa: E402
-from sdekc_jax.cli import _enable_compilation_cache  # noqa: E402
+from sdekc_jax.cli import _check_out_dir, _enable_compilation_cache  # noqa: E402
 from sdekc_jax.config import PAPER_RESULTS, TABLE3_DATASETS  # noqa: E402
 from sdekc_jax.data import DEBIAN_FASHION_MNIST_DIR, load_dataset  # noqa: E402
 from sdekc_jax.io import atomic_write_json, atomic_write_text  # noqa: E402
@@ -133,7 +133,7 @@ def add_common_args(p, name: str) -> None:
 def open_grid(out: str, name: str) -> tuple[Path, dict]:
     """``(<out>/<name>.json, its state)``; the state is ``{"cells": {}}`` for a new grid."""
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    _check_out_dir(folder)  # a clear error (not a traceback) when it cannot be written
     path = folder / f"{name}.json"
     return path, (json.loads(path.read_text()) if path.exists() else {"cells": {}})
 

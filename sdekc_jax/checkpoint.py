@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
+from .cache import canonical_json
 from .io import atomic_write_bytes
 
 KILL_ENV = "SDEKC_JAX_KILL_AT"
@@ -59,16 +60,13 @@ def _from_storable(template: Any, stored: Any, path: Path) -> Any:
     return jax.tree.map(back, template, stored)
 
 
-def _canonical(spec: Any) -> str:
-    return json.dumps(spec, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-
-
 class Checkpointer:
     """Save/restore one phase's state at ``path`` (e.g. ``out/checkpoints/seed0/pretrain.msgpack``).
 
     Args:
       path: the checkpoint file.
-      spec: JSON-able settings of the run; a checkpoint with another spec is refused on load.
+      spec: a dict of JSON-able settings of the run (as for the pretraining cache's keys); a
+        checkpoint with another spec is refused on load.
       every: save every ``every`` epochs / chunks (the caller asks :meth:`due`); the final one
         is always saved.
     """
@@ -77,7 +75,7 @@ class Checkpointer:
         if not isinstance(every, (int, np.integer)) or every < 1:
             raise ValueError(f"checkpoint every must be a positive integer, got {every!r}")
         self.path = Path(path)
-        self.spec = json.loads(_canonical(spec))
+        self.spec = json.loads(canonical_json(dict(spec or {})))  # TypeError on a value that is not JSON-able
         self.every = int(every)
         self.saves = 0
 
@@ -91,7 +89,7 @@ class Checkpointer:
     def save(self, tree: Any, meta: dict, extra: dict[str, np.ndarray] | None = None) -> None:
         """Write ``tree`` (restored later into a template), ``meta`` (JSON) and ``extra`` (a flat
         dict of numpy arrays of any shape, e.g. histories, returned as stored)."""
-        payload = {"format": FORMAT, "spec": _canonical(self.spec), "meta": json.dumps(meta),
+        payload = {"format": FORMAT, "spec": canonical_json(self.spec), "meta": json.dumps(meta),
                    "tree": serialization.to_state_dict(_to_storable(tree)),
                    "extra": {k: np.asarray(v) for k, v in (extra or {}).items()}}
         atomic_write_bytes(self.path, serialization.msgpack_serialize(payload))

@@ -70,7 +70,7 @@ def select_classes(x: np.ndarray, y: np.ndarray, classes: list[int]) -> tuple[np
 def cmd_run(args: argparse.Namespace) -> int:
     from .cache import PretrainCache, default_cache_dir
     from .data import load_dataset
-    from .io import atomic_write_bytes, atomic_write_json
+    from .io import _to_builtin, atomic_write_bytes, atomic_write_json
     from .methods import get_method, run, run_vmapped
     from .metrics import evaluate
 
@@ -110,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume and (out / "results.json").exists():
         previous = json.loads((out / "results.json").read_text())
         differ = [k_ for k_ in header if previous.get(k_) != header[k_]]
-        now = json.loads(json.dumps(config, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+        now = json.loads(json.dumps(config, default=_to_builtin))
         differ += [f"config.{k_}" for k_ in now if previous.get("config", {}).get(k_) != now[k_]]
         if differ:
             raise ValueError(f"--resume: {out / 'results.json'} was written with other settings "

@@ -37,7 +37,8 @@ class SyntheticImages:
 
     Image ``i`` is a sum of a few Gaussian blobs placed by its class ``i % n_classes`` plus a
     little noise, so the data have cluster structure; slicing ``[lo:hi]`` makes only that slice
-    (float32), so a million images cost no memory until asked for. For the scale experiments
+    (float32), so a million images cost no memory until asked for. Images are generated in blocks
+    of 4096 from the block's position, so a slice is reproducible given its bounds. For the scale experiments
     (``experiments/scale.py``) and streamed-pretraining tests.
     """
 
@@ -59,16 +60,20 @@ class SyntheticImages:
         if not isinstance(item, slice) or item.step not in (None, 1):
             raise TypeError("SyntheticImages supports contiguous slices only")
         lo, hi, _ = item.indices(self.n)
-        idx = np.arange(lo, max(hi, lo))
+        hi = max(hi, lo)
         h, w, c = self.image_shape
-        rng = np.random.default_rng([self.seed, lo])
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        centres = self._centres[idx % self.n_classes] + rng.normal(0, 0.6, size=(len(idx), 3, 2))
-        d2 = (yy[None, None] - centres[..., 0, None, None]) ** 2 + (xx[None, None] - centres[..., 1, None, None]) ** 2
-        img = np.exp(-d2 / (2 * (0.12 * h) ** 2)).sum(axis=1)
-        img = img + rng.normal(0, 0.05, size=img.shape)
-        img = np.clip(img / 1.5, 0, 1).astype(np.float32)
-        return np.repeat(img[..., None], c, axis=-1)
+        out = np.empty((hi - lo, h, w, c), np.float32)
+        yy, xx = (v.astype(np.float32) for v in np.mgrid[0:h, 0:w])
+        for s in range(lo, hi, 4096):  # blocks: the generator's temporaries stay small
+            e = min(s + 4096, hi)
+            rng = np.random.default_rng([self.seed, s])  # a block's images depend on its position only
+            idx = np.arange(s, e)
+            centres = (self._centres[idx % self.n_classes] + rng.normal(0, 0.6, size=(e - s, 3, 2))).astype(np.float32)
+            d2 = (yy - centres[..., 0, None, None]) ** 2 + (xx - centres[..., 1, None, None]) ** 2
+            img = np.exp(-d2 / np.float32(2 * (0.12 * h) ** 2)).sum(axis=1)
+            img += rng.normal(0, 0.05, size=img.shape).astype(np.float32)
+            out[s - lo:e - lo] = np.clip(img / 1.5, 0, 1)[..., None]
+        return out
 
 
 def masked_mean(per_sample: jax.Array, mask: jax.Array) -> jax.Array:
@@ -186,11 +191,14 @@ def pretrain(
         def run_epoch(state, epoch):
             total = 0.0
             order = np.asarray(jax.random.permutation(jax.random.fold_in(_first(key), epoch), len(bounds)))
+            pending = None
             for c in order:
                 lo, hi = bounds[c]
-                xc = replicate(jnp.asarray(np.asarray(x[lo:hi]), jnp.float32))
+                xc = replicate(jnp.asarray(np.asarray(x[lo:hi]), jnp.float32))  # read while the last chunk trains
+                if pending is not None:  # back-pressure: at most two chunks alive (dispatch is asynchronous)
+                    pending.block_until_ready()
                 state, loss = epoch_fn(state, xc, key, epoch * len(bounds) + int(c))
-                total = total + loss * (hi - lo)
+                total, pending = total + loss * (hi - lo), loss
             return state, total / n
     state, key = replicate((state, key))  # on every device of the active mesh (sdekc_jax.parallel)
     if chunk_size is None or chunk_size >= n:
