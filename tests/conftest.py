@@ -29,3 +29,9 @@ def _private_caches(tmp_path_factory):
     jax.config.update("jax_compilation_cache_dir", old[0])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
     mp.undo()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests marked slow first (stable order otherwise): xdist hands them out at the start, and
+    the short tests fill the gaps, instead of one worker finishing a long test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -6,6 +6,7 @@ import pytest
 from sdekc_jax.cli import main
 
 
+@pytest.mark.slow
 def test_run_writes_results(tmp_path, capsys):
     out = tmp_path / "res"
     rc = main(["run", "--dataset", "usps", "--subset", "test", "--seeds", "0", "1", "--pretrain-epochs", "1",

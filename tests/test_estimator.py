@@ -19,6 +19,7 @@ def fit(x, **kw):
     return SDEKC(3, **kw).fit(x)
 
 
+@pytest.mark.slow
 def test_fit_attributes_and_determinism(tiny):
     x, _ = tiny
     a = fit(x)

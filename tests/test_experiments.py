@@ -50,6 +50,7 @@ def test_table2_needs_two_classes(tmp_path):
         table2.main(["--dataset", "usps", "--out", str(tmp_path / "t2")])
 
 
+@pytest.mark.slow
 def test_table2_runs_both_methods_with_the_binary_preset_and_resumes(tmp_path, monkeypatch):
     _seismic(tmp_path / "data" / "seismic")
     out = tmp_path / "t2"

@@ -42,6 +42,7 @@ def test_method_runs_through_the_cli(name, tmp_path, capsys):
     assert "mean ± std" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_labels_have_the_right_length_and_range(usps_small):
     x, y = usps_small
     for name in ("kmeans", "dcec", "dekm"):
@@ -52,6 +53,7 @@ def test_labels_have_the_right_length_and_range(usps_small):
             assert r.embedding.shape == (400, 10)
 
 
+@pytest.mark.slow
 def test_pretraining_cache_is_shared_and_invalidated(usps_small, tmp_path):
     x, _ = usps_small
     cache = PretrainCache(tmp_path)

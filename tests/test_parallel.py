@@ -69,16 +69,14 @@ def four_devices():
     return json.loads(line[len("RESULT "):])
 
 
-def test_sharded_pretraining_step_matches_the_unsharded_one(four_devices):
+@pytest.mark.slow
+def test_sharded_steps_match_the_unsharded_ones(four_devices):
+    """One test (the subprocess runs once): pretraining step, embedding, clustering loop."""
     r = four_devices
     assert r["devices"] == 4
     assert r["all_reduce_in_step"], "the gradients of the sharded batch are not reduced across devices"
     assert r["param_devices"] == 4  # parameters replicated on all devices
     assert r["pretrain_max_diff"] < 1e-5 and r["pretrain_loss_diff"] < 1e-6
-
-
-def test_sharded_embedding_and_clustering_loop_match(four_devices):
-    r = four_devices
     assert r["embed_sharded"] and r["embed_max_diff"] < 1e-5
     assert r["cluster_labels_equal"] and r["cluster_n_changed_equal"]
     assert r["cluster_param_diff"] < 1e-5 and r["inertia_rel_diff"] < 1e-5

@@ -28,6 +28,7 @@ def sdekc(out, *extra, kill_at=None):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_killed_twice_then_resumed_gives_the_uninterrupted_labels(tmp_path, capsys):
     ref = sdekc(tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr[-2000:]

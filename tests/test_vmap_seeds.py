@@ -134,3 +134,54 @@ def test_cli_vmap_seeds_writes_each_seed_like_the_sequential_run(tmp_path, capsy
                                       np.load(tmp_path / "seq" / f"labels-seed{s}.npy"))
     assert [r["acc"] for r in vm["runs"]] == [r["acc"] for r in seq["runs"]]
     assert not (tmp_path / "vm" / "checkpoints").exists()
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_after_first_save(monkeypatch):
+    from sdekc_jax.checkpoint import Checkpointer
+    orig = Checkpointer.save
+
+    def save(self, *a, **k):
+        orig(self, *a, **k)
+        raise Crash
+
+    monkeypatch.setattr(Checkpointer, "save", save)
+
+
+def test_vmapped_runs_resume_from_their_checkpoints(blobs, tmp_path, monkeypatch):
+    """A vmapped loop and a vmapped pretraining stopped right after their first checkpoint and
+    started again end exactly where uninterrupted runs end (per-seed histories and counters)."""
+    from sdekc_jax.checkpoint import Checkpointer
+    x, _ = blobs
+    kw = dict(max_iters=12, steps_per_iter=3, batch_size=64, tol=0.01, chunk_size=2, verbose=False, learning_rate=1e-2,
+              vmapped=True)
+    params, keys = stack_trees([init_linear(s) for s in SEEDS]), jnp.stack([jax.random.key(100 + s) for s in SEEDS])
+    ref = cluster(linear_embed, params, x, K, keys, **kw)
+    model = DenseAE((4, 4, 1), n_embed=3, hidden=(16,))
+    xi = jax.random.uniform(jax.random.key(0), (100, 4, 4, 1))
+    p0 = stack_trees([model.init(jax.random.key(s), xi[:1])["params"] for s in SEEDS])
+    pkeys = jnp.stack([jax.random.key(10 + s) for s in SEEDS])
+    pre_ref = pretrain(model, p0, xi, pkeys, epochs=3, batch_size=32, verbose=False, vmapped=True)
+
+    crash_after_first_save(monkeypatch)
+    ck = lambda name: Checkpointer(tmp_path / f"{name}.msgpack", {"seeds": SEEDS})
+    with pytest.raises(Crash):
+        cluster(linear_embed, params, x, K, keys, checkpoint=ck("cluster"), **kw)
+    with pytest.raises(Crash):
+        pretrain(model, p0, xi, pkeys, epochs=3, batch_size=32, verbose=False, vmapped=True, checkpoint=ck("pretrain"))
+    monkeypatch.undo()
+
+    res = cluster(linear_embed, params, x, K, keys, checkpoint=ck("cluster"), **kw)
+    np.testing.assert_array_equal(res.labels, ref.labels)
+    np.testing.assert_array_equal(res.n_iter, ref.n_iter)
+    assert len(set(ref.n_iter.tolist())) > 1
+    for a, b in zip(res.history, ref.history):
+        for k in b:
+            np.testing.assert_array_equal(a[k], b[k])
+    params_r, losses_r = pretrain(model, p0, xi, pkeys, epochs=3, batch_size=32, verbose=False, vmapped=True,
+                                  checkpoint=ck("pretrain"))
+    np.testing.assert_array_equal(losses_r, pre_ref[1])
+    chex.assert_trees_all_equal(params_r, pre_ref[0])
