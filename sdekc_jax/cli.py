@@ -215,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out: finished seeds are kept, an unfinished one continues from its "
                         "last checkpoint (same command line required)")
     r.add_argument("--vmap-seeds", action="store_true",
-                   help="train all --seeds as one vmapped program (same steps and random numbers as one by one; "
-                        "the pretraining cache is not used)")
+                   help="train all --seeds as one vmapped program (each seed draws the same random numbers and takes "
+                        "the same steps as alone, equal up to float rounding; the pretraining cache is not used)")
     r.add_argument("--checkpoint-every", type=int, default=1,
                    help="save pretraining every N epochs and the clustering loop every N chunks of iterations "
                         "(in <out>/checkpoints/seed<k>/, removed when the seed's result is saved)")
