@@ -235,6 +235,9 @@ def plot(cells: dict, path: Path, n_clusters: int = 10) -> bool:
     ax.set_title("embedding size")
     if ax.has_data():
         ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no embedding size has two finished cells yet", ha="center", va="center",
+                transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
