@@ -161,7 +161,7 @@ def sdekc_torch(model: TorchCAE, x: torch.Tensor, n_clusters: int, *, max_iters:
     n = x.shape[0]
     order = torch.from_numpy(rng.permutation(n))
     n_batches = -(-n // batch_size)
-    labels_old, centers, step = None, None, 0
+    labels_old, step = None, 0
     for it in range(max_iters):
         z = embed_torch(model, x)
         km = KMeans(n_clusters, n_init=n_init, random_state=int(rng.integers(1 << 31))).fit(z)
