@@ -29,11 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .vmap_exact import adam, per_run
 from .kmeans import kmeans
 from .metrics import count_changed_jax
 from .loop import Refresh, init_loop_state, run_loop
 from .loop import make_chunk_fn as make_loop_chunk_fn
-from .parallel import active_mesh, shard_batch
+from .parallel import shard_batch
 from .pretrain import masked_mean
 from .transform import apply_transform, greedy_target, orthogonal_transform, within_cluster_scatter
 
@@ -54,14 +55,14 @@ def embed_all(embed_fn: EmbedFn, params: Any, x: jax.Array, batch_size: int = 10
 
     Under :func:`sdekc_jax.parallel.data_parallel` each batch and the result are sharded over
     the mesh's devices."""
-    if active_mesh() is None:
-        return jax.lax.map(lambda xi: embed_fn(params, xi[None])[0], x, batch_size=min(batch_size, x.shape[0]))
+    like = jax.tree.leaves(params)[0]  # vmapped over seeds: each batch is copied per seed (vmap_exact.per_run)
+    embed = lambda xc: embed_fn(params, shard_batch(per_run(xc, like)))
     n, b = x.shape[0], min(batch_size, x.shape[0])
     m = n // b
-    z = jax.lax.map(lambda xc: embed_fn(params, shard_batch(xc)), x[:m * b].reshape((m, b) + x.shape[1:]))
+    z = jax.lax.map(embed, x[:m * b].reshape((m, b) + x.shape[1:]))
     z = z.reshape((m * b,) + z.shape[2:])
     if m * b < n:
-        z = jnp.concatenate([z, embed_fn(params, shard_batch(x[m * b:]))])
+        z = jnp.concatenate([z, embed(x[m * b:])])
     return shard_batch(z)
 
 
@@ -147,7 +148,7 @@ def cluster(
     lead = (int(np.shape(key)[0]),) if vmapped else ()
     one = jax.tree.map(lambda v: v[0], params) if vmapped else params
     embed_dim = jax.eval_shape(embed_fn, one, x[:1]).shape[-1]
-    tx = optax.adam(learning_rate, b1=0.9, b2=0.999)
+    tx = adam(learning_rate, b1=0.9, b2=0.999)
     r = run_loop(dekm_refresh(embed_fn, n_clusters, kmeans_n_init), dekm_loss(embed_fn), params, x, key, tx=tx,
                  init_labels=jnp.zeros(lead + (x.shape[0],), jnp.int32),
                  init_aux=jnp.zeros(lead + (n_clusters, embed_dim), jnp.float32), max_iters=max_iters,

@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "last checkpoint (same command line required)")
     r.add_argument("--vmap-seeds", action="store_true",
                    help="train all --seeds as one vmapped program (each seed draws the same random numbers and takes "
-                        "the same steps as alone, equal up to float rounding; the pretraining cache is not used)")
+                        "the same steps as alone; on CPU the results are bit-identical; the pretraining cache is not used)")
     r.add_argument("--checkpoint-every", type=int, default=1,
                    help="save pretraining every N epochs and the clustering loop every N chunks of iterations "
                         "(in <out>/checkpoints/seed<k>/, removed when the seed's result is saved)")

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .vmap_exact import add_bias
+
 Padding = str  # "SAME" or "VALID"
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -264,6 +266,21 @@ def conv_up_out_size(size: int, kernel: int, stride: int, padding: Padding) -> i
     if padding == "SAME":
         return size * stride
     return (size - 1) * stride + kernel
+
+
+class Dense(nn.Module):
+    """``flax.linen.Dense`` (same parameters, initialisation and value) with :func:`add_bias`."""
+
+    features: int
+    kernel_init: Callable = nn.linear.default_kernel_init
+    bias_init: Callable = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
+        y = lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
+        return add_bias(y, bias)
 
 
 class Conv(nn.Module):

@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .layers import Conv, conv_out_size, conv_up_out_size, weighted_skip
+from .layers import Conv, Dense, conv_out_size, conv_up_out_size, weighted_skip
 
 _ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh}
 
@@ -110,8 +110,8 @@ class CAE(nn.Module):
             Conv(f, k, 2, p, impl=self.conv_impl, name=f"enc_conv{i}")
             for i, (f, k, p) in enumerate(zip(self.filters, self.kernels, pads))
         ]
-        self.embed_dense = nn.Dense(self.n_embed, kernel_init=xavier, name="embed")
-        self.dec_dense = nn.Dense(math.prod(self._last_shape), kernel_init=xavier, name="dec_dense")
+        self.embed_dense = Dense(self.n_embed, kernel_init=xavier, name="embed")
+        self.dec_dense = Dense(math.prod(self._last_shape), kernel_init=xavier, name="dec_dense")
         # decoder layer j mirrors encoder layer n-1-j; its output has encoder feature n-2-j's channels
         n = len(self.filters)
         out_channels = list(self.filters[:-1])[::-1] + [c]
@@ -209,7 +209,7 @@ class DenseAE(nn.Module):
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
         xavier, zeros = nn.initializers.xavier_uniform(), nn.initializers.zeros
-        dense = lambda n, name: nn.Dense(n, kernel_init=xavier, bias_init=zeros, name=name)
+        dense = lambda n, name: Dense(n, kernel_init=xavier, bias_init=zeros, name=name)
         self.enc_dense = [dense(n, f"enc_dense{i}") for i, n in enumerate(self.hidden)]
         self.embed_dense = dense(self.n_embed, "embed")
         self.dec_dense = [dense(n, f"dec_dense{i}") for i, n in enumerate(reversed(self.hidden))]

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .vmap_exact import adam
 from .parallel import replicate, shard_batch
 from .progress import progress
 
@@ -158,9 +159,9 @@ def pretrain(
     ``vmapped=True`` trains several models at once (e.g. one per seed) in one compiled program:
     ``params`` is a stacked pytree (leading axis S, see :func:`stack_trees`) and ``key`` an array
     of S keys; the result is the stacked trained parameters and the losses (S, epochs). Model
-    ``i`` follows the same steps as ``pretrain(model, unstack_tree(params, i), x, key[i])``; the
-    numbers agree to float rounding (XLA may order a few gradient reductions differently in the
-    batched program).
+    ``i`` follows the same steps as ``pretrain(model, unstack_tree(params, i), x, key[i])``, and
+    on XLA:CPU the numbers are bit-identical, given the default optimizer and a model whose biases
+    use :func:`~sdekc_jax.vmap_exact.add_bias` (ours do; see :mod:`sdekc_jax.vmap_exact`).
 
     ``chunk_size``: stream the data instead of holding it on the device. ``x`` may then be any
     array-like with ``len`` and slicing, e.g. a ``np.memmap``, an ``h5py`` data set or
@@ -174,7 +175,7 @@ def pretrain(
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    tx = optimizer if optimizer is not None else optax.adam(learning_rate, b1=0.9, b2=0.999)
+    tx = optimizer if optimizer is not None else adam(learning_rate, b1=0.9, b2=0.999)
     params = jax.tree.map(jnp.array, params)  # copy: the epoch donates its state
     state = jax.vmap(lambda p: init_state(p, tx))(params) if vmapped else init_state(params, tx)
     epoch_fn = make_epoch_fn(model, tx, batch_size, vmapped=vmapped)

@@ -1,0 +1,96 @@
+"""Three small pieces that make a vmapped run bit-identical to running its seeds one by one.
+
+``jax.vmap`` over seeds (``run_vmapped``, ``--vmap-seeds``) computes the same function as the
+seed-by-seed runs, but XLA compiles the batched program differently, and on XLA:CPU three
+spots round differently in the last bit. Training is chaotic: after a few hundred steps
+such differences grow, K-means++ picks another centre, and the labels differ. Each piece below
+computes the usual value, written so that the batched and the unbatched programs round alike:
+
+* :func:`add_bias`: the bias gradient of the dense layers (``layers.Dense``) as a product with a
+  ones vector. The usual sum over the batch axis becomes a reduction over an inner axis of a
+  bigger array under ``vmap``, and XLA:CPU orders that reduction differently for the embedding
+  layer's few outputs.
+* :func:`adam`: ``optax.adam``'s update with the bias corrections multiplied in as reciprocals
+  (optax divides by ``1 - b**t``, a scalar broadcast in one program and a per-seed vector
+  broadcast in the other, and the two divisions compile differently). The gradient also passes
+  an ``optimization_barrier``, so that the update is not fused into the gradient's last kernels
+  (the fusion differs between the programs too).
+* :func:`per_run`: data shared by all seeds (the whole data set, when every seed embeds it) is
+  broadcast to one copy per seed before it meets per-seed parameters. A product of shared data
+  with stacked weights is otherwise one wider matrix product, blocked differently from the
+  per-seed ones; with a copy per seed it is a batched product of the per-seed shapes.
+
+These are findings about XLA:CPU (jaxlib 0.10), not guarantees of XLA: the convolutions keep
+the plain ``+ bias``, because their sums already agree and the product form does not for the
+one-channel output layer. ``tests/test_vmap_exact.py`` checks each piece on shapes where the
+textbook form differs, and ``tests/test_vmap_seeds.py`` checks whole runs for exact equality;
+on USPS (all 9,298 images, 3 seeds) a vmapped run's labels, histories, parameters and embedding
+are bit-identical to the seed-by-seed runs (README, "Seeds in parallel"). GPU and TPU are not
+verified.
+
+Values differ from the textbook forms (``y + b``, ``optax.adam``) by float rounding only.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@jax.custom_vjp
+def add_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
+    """``y + bias`` along the last axis; the bias gradient is ``ones @ g`` (see the module doc)."""
+    return y + bias
+
+
+def _add_bias_fwd(y, bias):
+    return y + bias, None
+
+
+def _add_bias_bwd(_, g):
+    rows = g.reshape(-1, g.shape[-1])
+    return g, jnp.dot(jnp.ones((rows.shape[0],), g.dtype), rows)
+
+
+add_bias.defvjp(_add_bias_fwd, _add_bias_bwd)
+
+
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+    """Adam's rescaling of the gradient (no learning rate), as ``optax.scale_by_adam`` (eps
+    outside the square root, no eps_root), batch-invariant (see the module doc)."""
+
+    def init_fn(params):
+        return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=jax.tree.map(jnp.zeros_like, params),
+                                      nu=jax.tree.map(jnp.zeros_like, params))
+
+    def update_fn(updates, state, params=None):
+        del params
+        updates = jax.lax.optimization_barrier(updates)
+        mu = jax.tree.map(lambda g, m: (1 - b1) * g + b1 * m, updates, state.mu)
+        nu = jax.tree.map(lambda g, v: (1 - b2) * (g * g) + b2 * v, updates, state.nu)
+        count = optax.safe_increment(state.count)
+        inv_c1 = 1.0 / (1.0 - b1 ** count.astype(jnp.float32))
+        inv_c2 = 1.0 / (1.0 - b2 ** count.astype(jnp.float32))
+        out = jax.tree.map(lambda m, v: (m * inv_c1) / (jnp.sqrt(v * inv_c2) + eps), mu, nu)
+        return out, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def adam(learning_rate: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+    """Adam, a drop-in for ``optax.adam(learning_rate, b1, b2, eps)`` with the same state
+    structure (``(ScaleByAdamState, EmptyState)``), batch-invariant (see the module doc)."""
+    return optax.chain(scale_by_adam(b1, b2, eps), optax.scale_by_learning_rate(learning_rate))
+
+
+@jax.custom_batching.custom_vmap
+def per_run(x: jax.Array, like: jax.Array) -> jax.Array:
+    """``x`` itself; under a ``vmap`` in which ``like`` is batched and ``x`` is not (data shared
+    by all seeds, ``like`` a per-seed parameter), ``x`` broadcast to one copy per seed."""
+    return x
+
+
+@per_run.def_vmap
+def _per_run_vmap(axis_size, in_batched, x, like):
+    x_batched, _ = in_batched
+    return (x if x_batched else jnp.broadcast_to(x, (axis_size,) + x.shape)), True
