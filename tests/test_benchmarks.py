@@ -12,9 +12,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from sdekc_jax.models import CAE  # noqa: E402
 
 
-# the paper's smallest grey and colour shapes; 28x28 and 16x48 build the same layers (the padding
-# arithmetic for those is covered against lax in test_models/test_layers)
-@pytest.mark.parametrize("shape", [(16, 16, 1), (32, 32, 3)])
+# the paper's smallest grey shape (the colour shape (32, 32, 3) was dropped for CI time); the padding
+# arithmetic for the other shapes is covered against lax in test_models/test_layers
+@pytest.mark.parametrize("shape", [(16, 16, 1)])
 def test_torch_twin_computes_the_same_function(shape):
     pytest.importorskip("torch")
     from torch_reference import TorchCAE, load_jax_params, max_output_difference

@@ -28,14 +28,14 @@ def test_sdekc_quality_floor_usps(usps):
     model = CAE(x.shape[1:], 10)  # default skips (0.001 encoder, 0.999 decoder)
     init_key, pre_key, cl_key, km_key = jax.random.split(jax.random.key(0), 4)
     params = model.init(init_key, x[:1])["params"]
-    params, losses = pretrain(model, params, x, pre_key, epochs=10, verbose=False)
+    params, losses = pretrain(model, params, x, pre_key, epochs=5, verbose=False)
     assert losses[-1] < 0.5 * losses[0]
     before = evaluate(y, np.asarray(kmeans(km_key, model.apply({"params": params}, x, method=CAE.embed), 10).labels))
-    res = cluster(embed_fn(model), encoder_params(params), x, 10, cl_key, max_iters=30, verbose=False)
+    res = cluster(embed_fn(model), encoder_params(params), x, 10, cl_key, max_iters=20, verbose=False)
     after = evaluate(y, res.labels)
-    # measured: K-means after pretraining ACC 0.678 / NMI 0.630; after 30 iterations ACC 0.733 / NMI 0.741
-    assert before["acc"] > 0.55 and before["nmi"] > 0.55, before
-    assert after["acc"] > 0.68 and after["nmi"] > 0.70, after
+    # measured (5 epochs): K-means after pretraining ACC 0.643 / NMI 0.574; after 20 iterations ACC 0.717 / NMI 0.717
+    assert before["acc"] > 0.55 and before["nmi"] > 0.50, before
+    assert after["acc"] > 0.66 and after["nmi"] > 0.66, after
     assert after["nmi"] > before["nmi"] + 0.05, (before, after)
     h = res.history
     assert h["inertia"][-1] < 0.5 * h["inertia"][0]  # the K-means loss of the embedding falls
