@@ -10,6 +10,7 @@ import numpy as np
 import optax
 
 from sdekc_jax.algorithm import embed_all
+from sdekc_jax.pretrain import unstack_tree
 from sdekc_jax.vmap_exact import add_bias, adam, per_run
 
 S = 3
@@ -17,7 +18,7 @@ S = 3
 
 def per_seed_and_vmapped(f, *args):
     """``f`` run on each seed's slice of ``args``, and vmapped over all of them (both jitted)."""
-    seq = [jax.jit(f)(*jax.tree.map(lambda a: a[i], args)) for i in range(S)]
+    seq = [jax.jit(f)(*unstack_tree(args, i)) for i in range(S)]
     return seq, jax.jit(jax.vmap(f))(*args)
 
 
@@ -58,8 +59,7 @@ def _adam_problem():
 
 def test_adam_follows_optax_adam():
     params, grads = _adam_problem()
-    p0 = jax.tree.map(lambda a: a[0], params)
-    g0 = jax.tree.map(lambda a: a[0], grads)
+    p0, g0 = unstack_tree(params, 0), unstack_tree(grads, 0)
     ours = jax.jit(_adam_run(adam(1e-3)))(p0, adam(1e-3).init(p0), g0)
     ref = jax.jit(_adam_run(optax.adam(1e-3)))(p0, optax.adam(1e-3).init(p0), g0)
     chex.assert_trees_all_close(ours, ref, rtol=1e-6, atol=1e-7)
@@ -72,7 +72,7 @@ def test_adam_is_bit_identical_under_vmap():
     params, grads = _adam_problem()
     seq, vm = per_seed_and_vmapped(_adam_run(adam(1e-3)), params, jax.vmap(adam(1e-3).init)(params), grads)
     for i in range(S):
-        chex.assert_trees_all_equal(jax.tree.map(lambda a: a[i], vm), seq[i])
+        chex.assert_trees_all_equal(unstack_tree(vm, i), seq[i])
 
 
 def test_per_run_copies_shared_data_per_seed():
@@ -85,8 +85,7 @@ def test_per_run_copies_shared_data_per_seed():
     np.testing.assert_array_equal(out[2], x)
     both = jax.vmap(per_run)(x[:S], w)  # both batched: unchanged
     np.testing.assert_array_equal(both, x[:S])
-    seq = [jax.jit(lambda w: per_run(x, w) @ w)(w[i]) for i in range(S)]
-    vm = jax.jit(jax.vmap(lambda w: per_run(x, w) @ w))(w)
+    seq, vm = per_seed_and_vmapped(lambda w: per_run(x, w) @ w, w)
     for i in range(S):
         np.testing.assert_array_equal(vm[i], seq[i])
 
@@ -96,7 +95,6 @@ def test_embed_all_of_shared_data_is_bit_identical_under_vmap():
     x = jnp.asarray(rng.random((4096, 100)), jnp.float32)
     params = {"w": jnp.asarray(rng.standard_normal((S, 100, 10)), jnp.float32), "b": jnp.zeros((S, 10))}
     embed = lambda p, xb: add_bias(xb @ p["w"], p["b"])
-    seq = [jax.jit(lambda p: embed_all(embed, p, x))(jax.tree.map(lambda a: a[i], params)) for i in range(S)]
-    vm = jax.jit(jax.vmap(lambda p: embed_all(embed, p, x)))(params)
+    seq, vm = per_seed_and_vmapped(lambda p: embed_all(embed, p, x), params)
     for i in range(S):
         np.testing.assert_array_equal(vm[i], seq[i])
