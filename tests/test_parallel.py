@@ -56,6 +56,28 @@ SCRIPT = textwrap.dedent("""
     out["cluster_param_diff"] = max(float(jnp.max(jnp.abs(r1.params[k] - r4.params[k]))) for k in params)
     out["cluster_n_changed_equal"] = bool(np.array_equal(r1.history["n_changed"], r4.history["n_changed"]))
     out["inertia_rel_diff"] = float(np.max(np.abs(r1.history["inertia"] / r4.history["inertia"] - 1)))
+
+    # vmapped seeds (sdekc run --vmap-seeds) inside the mesh: the seed axis is vmapped, each seed's
+    # batch is sharded; every seed ends as its own unsharded, un-vmapped run does
+    from sdekc_jax.pretrain import unstack_tree
+    keys = jax.random.split(jax.random.key(5), 2)
+    p0s = jax.vmap(lambda k: model.init(k, x[:1])["params"])(keys)
+    with data_parallel(mesh):
+        pv, pv_loss = pretrain(model, p0s, x, keys, epochs=1, batch_size=32, verbose=False, vmapped=True)
+        hlo_v = make_epoch_fn(model, optax.adam(1e-3), 32, vmapped=True).lower(
+            jax.vmap(lambda p: init_state(p, optax.adam(1e-3)))(p0s), x, keys, 0).compile().as_text()
+    ps = [pretrain(model, p, x, k, epochs=1, batch_size=32, verbose=False)
+          for p, k in zip([unstack_tree(p0s, i) for i in range(2)], keys)]
+    out["vmap_all_reduce_in_step"] = "all-reduce" in hlo_v
+    out["vmap_pretrain_max_diff"] = max(float(jnp.max(jnp.abs(a[i] - b))) for i, (p, _) in enumerate(ps)
+                                        for a, b in zip(jax.tree.leaves(pv), jax.tree.leaves(p)))
+    pw = jax.tree.map(lambda v: jnp.stack([v, 1.1 * v]), params)
+    with data_parallel(mesh):
+        rv = cluster(embed, pw, xb, 4, keys, vmapped=True, **kw)
+    rs = [cluster(embed, p, xb, 4, k, **kw) for p, k in zip([unstack_tree(pw, i) for i in range(2)], keys)]
+    out["vmap_cluster_labels_equal"] = all(bool(np.array_equal(r.labels, rv.labels[i])) for i, r in enumerate(rs))
+    out["vmap_cluster_param_diff"] = max(float(jnp.max(jnp.abs(r.params[k] - rv.params[k][i])))
+                                         for i, r in enumerate(rs) for k in params)
     print("RESULT " + json.dumps(out))
 """)
 
@@ -71,7 +93,8 @@ def four_devices():
 
 @pytest.mark.slow
 def test_sharded_steps_match_the_unsharded_ones(four_devices):
-    """One test (the subprocess runs once): pretraining step, embedding, clustering loop."""
+    """One test (the subprocess runs once): pretraining step, embedding, clustering loop, and both
+    with vmapped seeds."""
     r = four_devices
     assert r["devices"] == 4
     assert r["all_reduce_in_step"], "the gradients of the sharded batch are not reduced across devices"
@@ -80,6 +103,10 @@ def test_sharded_steps_match_the_unsharded_ones(four_devices):
     assert r["embed_sharded"] and r["embed_max_diff"] < 1e-5
     assert r["cluster_labels_equal"] and r["cluster_n_changed_equal"]
     assert r["cluster_param_diff"] < 1e-5 and r["inertia_rel_diff"] < 1e-5
+    # vmapped seeds inside the mesh
+    assert r["vmap_all_reduce_in_step"]
+    assert r["vmap_pretrain_max_diff"] < 1e-5
+    assert r["vmap_cluster_labels_equal"] and r["vmap_cluster_param_diff"] < 1e-5
 
 
 def test_data_parallel_needs_a_data_axis():
