@@ -243,45 +243,67 @@ def cached_pretrain(
     ``cache.last_seconds`` is then the pretraining's wall time (as measured when it ran, on a hit).
     ``fingerprint``: ``data_fingerprint(x)`` when the caller has it already (it hashes all of x).
     """
-    if "data" in spec:
-        raise ValueError('spec must not contain "data": cached_pretrain adds the data fingerprint')
-    canonical_json(spec)  # TypeError on a bad spec, whether or not the cache is enabled
-    if not cache.enabled:
-        cache.misses += 1
-        t0 = time.perf_counter()
-        params, losses = compute()
-        cache.last_seconds = time.perf_counter() - t0
-        return params, np.asarray(losses), False
-
-    full_spec = {**spec, "data": fingerprint or data_fingerprint(x)}
-    key = cache_key(full_spec)
-    entry = cache._load(key, template, with_meta=True)
-    if entry is not None:
-        params, meta = entry
-        try:
-            losses = np.asarray(meta["losses"], dtype=np.float64)
-            if losses.ndim != 1:
-                raise ValueError(f"losses have shape {losses.shape}, expected 1-d")
-            losses = losses.astype(np.dtype(meta.get("losses_dtype", "float64")))
-        except Exception as exc:
-            cache._warn_read(cache.meta_path(key), exc)
-        else:
-            cache.hits += 1
-            cache.last_seconds = float(meta.get("seconds", float("nan")))
-            return params, losses, True
-
-    cache.misses += 1
+    fingerprint = _check_spec(cache, spec, x, fingerprint)
+    found = lookup_pretrained(cache, spec, template, fingerprint)
+    if found is not None:
+        params, losses, cache.last_seconds = found
+        return params, losses, True
     t0 = time.perf_counter()
     params, losses = compute()
     cache.last_seconds = time.perf_counter() - t0
     losses = np.asarray(losses)
+    store_pretrained(cache, spec, fingerprint, params, losses, cache.last_seconds)
+    return params, losses, False
+
+
+def _check_spec(cache: PretrainCache, spec: dict, x, fingerprint: str | None) -> str | None:
+    if "data" in spec:
+        raise ValueError('spec must not contain "data": the cache adds the data fingerprint')
+    canonical_json(spec)  # TypeError on a bad spec, whether or not the cache is enabled
+    if fingerprint is None and cache.enabled:
+        fingerprint = data_fingerprint(x)
+    return fingerprint
+
+
+def lookup_pretrained(cache: PretrainCache, spec: dict, template: Any,
+                      fingerprint: str) -> tuple[Any, np.ndarray, float] | None:
+    """``(params, losses, seconds)`` stored for ``spec`` and the data of ``fingerprint``, or None
+    (missing, unreadable: warns, or the cache is disabled). Counts a hit or a miss."""
+    fingerprint = _check_spec(cache, spec, None, fingerprint)
+    if cache.enabled:
+        key = cache_key({**spec, "data": fingerprint})
+        entry = cache._load(key, template, with_meta=True)
+        if entry is not None:
+            params, meta = entry
+            try:
+                losses = np.asarray(meta["losses"], dtype=np.float64)
+                if losses.ndim != 1:
+                    raise ValueError(f"losses have shape {losses.shape}, expected 1-d")
+                losses = losses.astype(np.dtype(meta.get("losses_dtype", "float64")))
+            except Exception as exc:
+                cache._warn_read(cache.meta_path(key), exc)
+            else:
+                cache.hits += 1
+                return params, losses, float(meta.get("seconds", float("nan")))
+    cache.misses += 1
+    return None
+
+
+def store_pretrained(cache: PretrainCache, spec: dict, fingerprint: str, params: Any, losses, seconds: float) -> bool:
+    """Store one pretraining result (what :func:`lookup_pretrained` gives back); True if stored.
+    Like :meth:`PretrainCache.put`, it warns instead of raising on I/O problems."""
+    fingerprint = _check_spec(cache, spec, None, fingerprint)
+    if not cache.enabled:
+        return False
+    full_spec = {**spec, "data": fingerprint}
+    key = cache_key(full_spec)
+    losses = np.asarray(losses)
     meta = {
-        "seconds": cache.last_seconds,
+        "seconds": float(seconds),
         "format": 1,
         "key": key,
         "spec": json.loads(canonical_json(full_spec)),
         "losses": np.asarray(losses, dtype=np.float64).reshape(-1).tolist(),
         "losses_dtype": losses.dtype.str,
     }
-    cache.put(key, params, meta)
-    return params, losses, False
+    return cache.put(key, params, meta)

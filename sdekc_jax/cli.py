@@ -148,7 +148,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.vmap_seeds and todo:
         # one program for all unfinished seeds; its checkpoints are shared (and name the seeds)
         vm_ckpt = ckpt_root / ("vmap-seeds-" + "-".join(map(str, todo)))
-        results = run_vmapped(args.method, x, k, seeds=todo, dataset=args.dataset, arch=args.arch,
+        results = run_vmapped(args.method, x, k, seeds=todo, dataset=args.dataset, arch=args.arch, cache=cache,
                               verbose=not args.no_progress, checkpoint_dir=str(vm_ckpt),
                               checkpoint_every=args.checkpoint_every, **overrides)
         for seed, r in zip(todo, results):
@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "last checkpoint (same command line required)")
     r.add_argument("--vmap-seeds", action="store_true",
                    help="train all --seeds as one vmapped program (each seed draws the same random numbers and takes "
-                        "the same steps as alone; on CPU the results are bit-identical; the pretraining cache is not used)")
+                        "the same steps as alone; on CPU the results are bit-identical; seeds found in the pretraining cache "
+                        "are read from it, the others are pretrained together and stored)")
     r.add_argument("--checkpoint-every", type=int, default=1,
                    help="save pretraining every N epochs and the clustering loop every N chunks of iterations "
                         "(in <out>/checkpoints/seed<k>/, removed when the seed's result is saved)")

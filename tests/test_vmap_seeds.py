@@ -79,14 +79,12 @@ def test_vmapped_pretraining_equals_seed_by_seed():
 @pytest.mark.parametrize("name", ["ae-kmeans", "dec"])  # raw K-means: the CLI test below
 def test_run_vmapped_gives_the_labels_of_run_for_each_seed(name):
     """The whole composition (init, pretraining, clustering, final embedding) per seed."""
-    rng = np.random.default_rng(0)
-    x = np.clip(rng.normal(0.5, 0.2, size=(160, 8, 8, 1)) + (np.arange(160) % 4)[:, None, None, None] * 0.15, 0, 1)
-    x = x.astype(np.float32)
+    x = small_images()
     kw = {} if name == "kmeans" else dict(pretrain_epochs=2, embedding_dim=3)
     if name == "dec":
         kw.update(max_iters=3, steps_per_iter=4, batch_size=32)
     seq = [run(name, x, K, seed=s, cache=PretrainCache(None), verbose=False, **kw) for s in SEEDS]
-    vm = run_vmapped(name, x, K, seeds=SEEDS, verbose=False, **kw)
+    vm = run_vmapped(name, x, K, seeds=SEEDS, cache=PretrainCache(None), verbose=False, **kw)
     for a, b in zip(seq, vm):
         np.testing.assert_array_equal(a.labels, b.labels)
         assert a.n_iter == b.n_iter and a.converged == b.converged
@@ -95,6 +93,45 @@ def test_run_vmapped_gives_the_labels_of_run_for_each_seed(name):
             np.testing.assert_array_equal(a.history["pretrain_loss"], b.history["pretrain_loss"])
             chex.assert_trees_all_equal(a.params, b.params)
         assert b.timings["vmapped_seeds"] == 3 and not b.pretrain_cache_hit
+
+
+def small_images():
+    rng = np.random.default_rng(0)
+    x = np.clip(rng.normal(0.5, 0.2, size=(160, 8, 8, 1)) + (np.arange(160) % 4)[:, None, None, None] * 0.15, 0, 1)
+    return x.astype(np.float32)
+
+
+def test_vmapped_runs_share_the_pretraining_cache_with_sequential_runs(tmp_path):
+    """On CPU: a vmapped run reads the seeds a sequential run cached, pretrains only the others
+    (vmapped over those seeds) and stores them where sequential runs find them."""
+    x, kw = small_images(), dict(pretrain_epochs=2, embedding_dim=3, verbose=False)
+    cache = PretrainCache(tmp_path)
+    one = run("ae-kmeans", x, K, seed=1, cache=cache, **kw)
+    assert not one.pretrain_cache_hit and len(list(tmp_path.glob("*.msgpack"))) == 1
+    vm = run_vmapped("ae-kmeans", x, K, seeds=SEEDS, cache=cache, **kw)
+    assert [r.pretrain_cache_hit for r in vm] == [False, True, False]
+    assert len(list(tmp_path.glob("*.msgpack"))) == 3
+    chex.assert_trees_all_equal(vm[1].params, one.params)
+    np.testing.assert_array_equal(vm[1].labels, one.labels)
+    # seed 2 was pretrained inside a vmapped program over seeds 0 and 2 only: still seed 2's network
+    alone = run("ae-kmeans", x, K, seed=2, cache=PretrainCache(None), **kw)
+    chex.assert_trees_all_equal(vm[2].params, alone.params)
+    np.testing.assert_array_equal(vm[2].history["pretrain_loss"], alone.history["pretrain_loss"])
+    again = run("ae-kmeans", x, K, seed=2, cache=cache, **kw)  # a sequential run finds the vmapped run's entry
+    assert again.pretrain_cache_hit
+    np.testing.assert_array_equal(again.labels, alone.labels)
+    vm2 = run_vmapped("ae-kmeans", x, K, seeds=[2, 0], cache=cache, **kw)
+    assert all(r.pretrain_cache_hit for r in vm2) and cache.hits == 1 + 1 + 2
+    for a, b in zip(vm2, (vm[2], vm[0])):
+        np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_vmapped_networks_are_cached_apart_where_equality_is_not_verified(monkeypatch):
+    from sdekc_jax.methods.base import seed_cache_spec
+    spec = {"seed": [0, 1], "epochs": 2, "vmapped": True}
+    assert seed_cache_spec(spec, 1) == {"seed": 1, "epochs": 2}  # CPU: the sequential run's entry
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert seed_cache_spec(spec, 1) == {"seed": 1, "epochs": 2, "vmapped": True}
 
 
 def test_run_vmapped_rejects_repeated_or_no_seeds():

@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
     seq = [run(args.method, x, 10, seed=s, cache=PretrainCache(None), **kw) for s in args.seeds]
     t_seq = time.perf_counter() - t0
     t0 = time.perf_counter()
-    vm = run_vmapped(args.method, x, 10, seeds=args.seeds, **kw)
+    vm = run_vmapped(args.method, x, 10, seeds=args.seeds, cache=PretrainCache(None), **kw)
     t_vm = time.perf_counter() - t0
     same = [bool(np.array_equal(a.labels, b.labels)) for a, b in zip(seq, vm)]
     bitwise = [{"labels": bool(np.array_equal(a.labels, b.labels)),

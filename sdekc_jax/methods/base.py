@@ -29,7 +29,8 @@ import optax
 
 from ..vmap_exact import adam
 from ..algorithm import cluster, embed_all
-from ..cache import PretrainCache, cached_pretrain, data_fingerprint, default_cache_dir
+from ..cache import (PretrainCache, cached_pretrain, data_fingerprint, default_cache_dir, lookup_pretrained,
+                     store_pretrained)
 from ..checkpoint import Checkpointer
 from ..dec import cluster_dec
 from ..kmeans import kmeans
@@ -159,7 +160,8 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
 
 
 def run_method_vmapped(method: Method, x: np.ndarray, n_clusters: int, *, seeds, dataset: str | None = None,
-                       arch: str = "default", verbose: bool = True, record_labels: bool = False,
+                       arch: str = "default", cache: PretrainCache | None = None, verbose: bool = True,
+                       record_labels: bool = False,
                        checkpoint_dir: str | None = None, checkpoint_every: int = 1,
                        image_shape: tuple[int, int, int] | None = None, **overrides) -> list[MethodResult]:
     """:func:`run_method` for several seeds at once, as one vmapped program: one list entry per seed.
@@ -173,15 +175,17 @@ def run_method_vmapped(method: Method, x: np.ndarray, n_clusters: int, *, seeds,
     ``run_method``'s (:mod:`sdekc_jax.vmap_exact`, ``tests/test_vmap_seeds.py``); other backends
     are not verified.
 
-    The pretraining cache is neither read nor written (it holds sequentially computed
-    autoencoders). ``timings`` hold each phase's wall time divided by the number of seeds
+    ``cache`` as in :func:`run_method`: the seeds whose pretrained network is cached are read
+    from it, the others are pretrained together and stored. On XLA:CPU these are the entries of
+    sequential runs (the networks are bit-identical); elsewhere vmapped networks are cached apart
+    (:func:`seed_cache_spec`). ``timings`` hold each phase's wall time divided by the number of seeds
     (``pretrain_total`` / ``cluster_total``: the whole phase). ``checkpoint_dir`` works as in
     :func:`run_method`, for all the seeds together.
     """
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
-    return _run(method, x, n_clusters, seeds, True, dataset=dataset, arch=arch, cache=None, verbose=verbose,
+    return _run(method, x, n_clusters, seeds, True, dataset=dataset, arch=arch, cache=cache, verbose=verbose,
                 record_labels=record_labels, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                 image_shape=image_shape, overrides=overrides)
 
@@ -228,15 +232,15 @@ def _run(method: Method, x, n_clusters: int, seeds: list[int], vmapped: bool, *,
         ckpt = {"pretrain": Checkpointer(Path(checkpoint_dir) / "pretrain.msgpack", {"pretrain": spec, "data": fingerprint},
                                          every=checkpoint_every),
                 "cluster": Checkpointer(Path(checkpoint_dir) / "cluster.msgpack", run_spec, every=checkpoint_every)}
-    compute = lambda: pretrain(model, params0, xj, pre_key, epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
-                               optimizer=pre_tx, verbose=verbose, checkpoint=ckpt.get("pretrain"), vmapped=vmapped)
-    if vmapped:  # the cache holds sequentially computed autoencoders: a vmapped run computes its own
-        t0 = time.perf_counter()
-        params, pre_loss = compute()
-        hit, t_pre = False, time.perf_counter() - t0
+    compute = lambda p0, k, ck: pretrain(model, p0, xj, k, epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
+                                         optimizer=pre_tx, verbose=verbose, checkpoint=ck, vmapped=vmapped)
+    cache = cache if cache is not None else PretrainCache(default_cache_dir())
+    if vmapped:
+        params, pre_loss, hit, t_pre = _pretrain_vmapped_cached(cache, spec, seeds, fingerprint, params0, pre_key,
+                                                                compute, ckpt.get("pretrain"))
     else:
-        cache = cache if cache is not None else PretrainCache(default_cache_dir())
-        params, pre_loss, hit = cached_pretrain(cache, spec, x, compute, params0, fingerprint=fingerprint)
+        params, pre_loss, hit = cached_pretrain(cache, spec, x, lambda: compute(params0, pre_key, ckpt.get("pretrain")),
+                                                params0, fingerprint=fingerprint)
         t_pre = cache.last_seconds
     params = jax.tree.map(jnp.asarray, params)
     embed = embed_fn(model)
@@ -273,7 +277,48 @@ def _run(method: Method, x, n_clusters: int, seeds: list[int], vmapped: bool, *,
     t_cl = time.perf_counter() - t0
     return [MethodResult(method.name, seed_of(labels, i), seed_of(z, i), cfg, int(seed_of(n_iter, i)),
                          bool(seed_of(converged, i)), {"pretrain_loss": np.asarray(seed_of(pre_loss, i)), **hist[i]},
-                         _timings(t_pre, t_cl, S, vmapped), hit, seed_of(final, i), model) for i in range(S)]
+                         _timings(t_pre, t_cl, S, vmapped), hit[i] if vmapped else hit, seed_of(final, i), model)
+            for i in range(S)]
+
+
+def seed_cache_spec(spec: dict, seed: int) -> dict:
+    """The pretraining-cache spec of one seed of a vmapped run.
+
+    On XLA:CPU a vmapped seed's pretrained network is bit-identical to the sequential run's
+    (:mod:`sdekc_jax.vmap_exact`, tested), so both share cache entries. Elsewhere that is not
+    verified, and vmapped networks get entries of their own (``"vmapped": true`` in the spec):
+    a sequential run never reads a vmapped network, nor a vmapped run a sequential one."""
+    spec = {**{k: v for k, v in spec.items() if k != "vmapped"}, "seed": int(seed)}
+    return spec if jax.default_backend() == "cpu" else {**spec, "vmapped": True}
+
+
+def _pretrain_vmapped_cached(cache, spec, seeds, fingerprint, params0, keys, compute, checkpoint):
+    """A vmapped run's pretraining through the cache: the seeds found there are read, the others
+    are pretrained together (one vmapped program over the missing seeds only) and stored.
+    ``(params (S, ...), losses (S, epochs), hit per seed, total seconds)``; the seconds of a
+    cached seed are those recorded when it was computed."""
+    specs = [seed_cache_spec(spec, s) for s in seeds]
+    found = [lookup_pretrained(cache, sp, jax.tree.map(lambda v: v[i], params0), fingerprint)
+             for i, sp in enumerate(specs)]
+    missing = [i for i, f in enumerate(found) if f is None]
+    seconds = sum(f[2] for f in found if f is not None)
+    if missing:
+        if checkpoint is not None:  # the checkpoint belongs to the seeds this run pretrains
+            checkpoint = Checkpointer(checkpoint.path, {**checkpoint.spec, "pretrain": {
+                **spec, "seed": [seeds[i] for i in missing]}}, every=checkpoint.every)
+        idx = np.asarray(missing)
+        take = lambda tree: jax.tree.map(lambda v: v[idx], tree)
+        t0 = time.perf_counter()
+        new_params, new_losses = compute(take(params0), keys[idx], checkpoint)
+        new_params, new_losses = jax.device_get((new_params, new_losses))
+        t = time.perf_counter() - t0
+        seconds += t
+        for j, i in enumerate(missing):
+            found[i] = (jax.tree.map(lambda v: v[j], new_params), np.asarray(new_losses[j]), t / len(missing))
+            store_pretrained(cache, specs[i], fingerprint, found[i][0], found[i][1], found[i][2])
+    params = jax.tree.map(lambda *v: np.stack(v), *[f[0] for f in found])
+    losses = np.stack([np.asarray(f[1]) for f in found])
+    return params, losses, [i not in missing for i in range(len(seeds))], seconds
 
 
 def _timings(t_pre: float, t_cl: float, n_seeds: int, vmapped: bool) -> dict:
