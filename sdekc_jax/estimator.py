@@ -65,7 +65,7 @@ class SDEKC:
         check_image_shape(x.shape[1:])
         model = self._model(x.shape[1:])
         init_key, pre_key, cl_key, _ = jax.random.split(jax.random.key(self.seed), 4)
-        params = model.init(init_key, x[:1])["params"]
+        params = jax.jit(lambda k: model.init(k, x[:1])["params"])(init_key)  # one program, not dozens of eager ops
         t0 = time.perf_counter()
         params, pre_loss = pretrain(model, params, x, pre_key, epochs=self.pretrain_epochs, batch_size=self.batch_size,
                                     learning_rate=self.learning_rate, verbose=self.verbose)
@@ -95,7 +95,8 @@ class SDEKC:
         x = check_images(X)
         if x.shape[1:] != tuple(self.model_.image_shape):
             raise ValueError(f"X has images of shape {x.shape[1:]}, the model was fitted on {tuple(self.model_.image_shape)}")
-        return np.asarray(embed_all(embed_fn(self.model_), encoder_params(self.params_), jax.numpy.asarray(x)))
+        embed = embed_fn(self.model_)
+        return np.asarray(jax.jit(lambda p, xx: embed_all(embed, p, xx))(encoder_params(self.params_), jax.numpy.asarray(x)))
 
     def predict(self, X) -> np.ndarray:
         """Nearest cluster centre in the embedding space."""

@@ -20,6 +20,7 @@ __all__ = [
     "match_labels",
     "count_changed",
     "count_changed_jax",
+    "max_weight_assignment_jax",
 ]
 
 
@@ -112,16 +113,71 @@ def count_changed(prev, new, n_clusters: int) -> int:
     return int(np.count_nonzero(perm[new] != prev))
 
 
-def _assignment_callback(counts) -> np.ndarray:
-    return _assignment(np.asarray(counts))
+def max_weight_assignment_jax(weights: jax.Array) -> jax.Array:
+    """``perm`` (k,) int32 with ``perm[i]`` the column matched to row ``i``, maximizing
+    ``sum_i weights[i, perm[i]]`` over permutations: :func:`scipy.optimize.linear_sum_assignment`
+    (``maximize=True``) in JAX, traceable (jit / vmap / ``lax`` loops, no host callback).
+
+    The Hungarian algorithm with shortest augmenting paths, O(k^3), one row added per step, with
+    potentials in the weights' dtype: for integer weights (contingency counts) every step is exact
+    integer arithmetic, so the optimum is exactly scipy's. Where several permutations reach it,
+    the one returned may be another than scipy's (their total weight is the same).
+    """
+    w = jnp.asarray(weights)
+    if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] == 0:
+        raise ValueError(f"weights must be a non-empty square matrix, got shape {w.shape}")
+    k = w.shape[0]
+    dtype = w.dtype if jnp.issubdtype(w.dtype, jnp.integer) else jnp.result_type(w.dtype, jnp.float32)
+    inf = jnp.asarray(jnp.iinfo(dtype).max // 2 if jnp.issubdtype(dtype, jnp.integer) else jnp.inf, dtype)
+    cost = (jnp.max(w) - w).astype(dtype)  # minimise a non-negative cost
+    # 1-based rows and columns; row 0 / column 0 are the algorithm's dummies (p[j]: row of column j)
+    a = jnp.zeros((k + 1, k + 1), dtype).at[1:, 1:].set(cost)
+    cols = jnp.arange(k + 1)
+
+    def add_row(i, carry):
+        u, v, p, way = carry
+        p = p.at[0].set(i)
+
+        def search(s):  # grow the alternating tree until it reaches a free column
+            j0, used, minv, way, u, v = s
+            used = used.at[j0].set(True)
+            i0 = p[j0]
+            cur = a[i0] - u[i0] - v
+            better = ~used & (cur < minv)
+            minv, way = jnp.where(better, cur, minv), jnp.where(better, j0, way)
+            masked = jnp.where(used, inf, minv)
+            j1 = jnp.argmin(masked)
+            delta = masked[j1]
+            u = u.at[p].add(jnp.where(used, delta, 0).astype(dtype))  # rows of used columns (distinct)
+            v = jnp.where(used, v - delta, v)
+            minv = jnp.where(used, minv, minv - delta)
+            return j1, used, minv, way, u, v
+
+        s = search((jnp.int32(0), jnp.zeros(k + 1, bool), jnp.full(k + 1, inf), way, u, v))
+        j0, _, _, way, u, v = jax.lax.while_loop(lambda s: p[s[0]] != 0, search, s)
+
+        def augment(s):
+            j0, p = s
+            j1 = way[j0]
+            return j1, p.at[j0].set(p[j1])
+
+        _, p = jax.lax.while_loop(lambda s: s[0] != 0, augment, (j0, p))
+        return u, v, p, way
+
+    init = (jnp.zeros(k + 1, dtype), jnp.zeros(k + 1, dtype), jnp.zeros(k + 1, jnp.int32), jnp.zeros(k + 1, jnp.int32))
+    _, _, p, _ = jax.lax.fori_loop(1, k + 1, add_row, init)
+    # p[j] = row of column j (1-based, j >= 1): invert to the column of each row
+    return jnp.zeros(k, jnp.int32).at[p[1:] - 1].set(cols[1:].astype(jnp.int32) - 1)
 
 
 def count_changed_jax(prev: jax.Array, new: jax.Array, n_clusters: int) -> jax.Array:
     """Traceable :func:`count_changed` (jit / vmap / ``lax.while_loop``); int32 scalar.
 
-    The k x k contingency matrix is built in JAX (bincount, O(n + k^2) memory); the assignment is
-    solved on the host by scipy through ``jax.pure_callback``.  ``n_clusters`` must be static.
-    Labels are assumed to be in 0..n_clusters-1 (not checked: values are traced).
+    The k x k contingency matrix is built in JAX (bincount, O(n + k^2) memory) and the matching
+    solved in JAX too (:func:`max_weight_assignment_jax`, exact on the integer counts), so a
+    program using it has no host callback: it stays on the device and XLA's persistent
+    compilation cache can keep it. ``n_clusters`` must be static. Labels are assumed to be in
+    0..n_clusters-1 (not checked: values are traced).
     """
     prev, new = jnp.asarray(prev), jnp.asarray(new)
     if prev.ndim != 1 or new.ndim != 1 or prev.shape != new.shape or prev.shape[0] == 0:
@@ -129,10 +185,5 @@ def count_changed_jax(prev: jax.Array, new: jax.Array, n_clusters: int) -> jax.A
     k = int(n_clusters)
     prev, new = prev.astype(jnp.int32), new.astype(jnp.int32)
     counts = jnp.bincount(new * k + prev, length=k * k).reshape(k, k).astype(jnp.int32)
-    perm = jax.pure_callback(
-        _assignment_callback,
-        jax.ShapeDtypeStruct((k,), jnp.int32),
-        counts,
-        vmap_method="sequential",
-    )
+    perm = max_weight_assignment_jax(counts)
     return jnp.sum(perm[new] != prev, dtype=jnp.int32)

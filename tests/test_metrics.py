@@ -11,6 +11,7 @@ from sdekc_jax.metrics import (
     cluster_acc,
     count_changed,
     count_changed_jax,
+    max_weight_assignment_jax,
     evaluate,
     match_labels,
     nmi,
@@ -203,3 +204,31 @@ def test_count_changed_jax_inside_while_loop():
     assert int(i) == len(seq) - 1
     assert int(last) == 0
     assert int(total) == sum(expected)
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 12])
+def test_max_weight_assignment_jax_reaches_scipys_optimum(k):
+    """Vmapped over 60 random matrices per size: integer counts with many ties (small ranges) and
+    large ones, and float weights. The total weight equals scipy's exactly (integers) and the
+    result is a permutation (which one, among tied optima, may differ from scipy's)."""
+    from scipy.optimize import linear_sum_assignment
+    rng = np.random.default_rng(k)
+    ints = np.stack([rng.integers(0, hi, size=(k, k)) for hi in [2, 3, 10, 10**6] * 15]).astype(np.int32)
+    floats = rng.normal(size=(20, k, k)).astype(np.float32)
+    f = jax.jit(jax.vmap(max_weight_assignment_jax))
+    for w, exact in ((ints, True), (floats, False)):
+        perms = np.asarray(f(jnp.asarray(w)))
+        assert perms.dtype == np.int32
+        for wi, p in zip(w, perms):
+            assert sorted(p.tolist()) == list(range(k))
+            r, c = linear_sum_assignment(wi, maximize=True)
+            got, best = wi[np.arange(k), p].sum(), wi[r, c].sum()
+            assert got == best if exact else abs(got - best) < 1e-4
+
+
+def test_max_weight_assignment_jax_hand_computed_and_bad_input():
+    w = jnp.asarray([[1, 5, 0], [4, 4, 0], [0, 0, 2]], jnp.int32)  # greedy row 0 -> 1, then row 1 -> 0: 5+4+2
+    assert np.asarray(jax.jit(max_weight_assignment_jax)(w)).tolist() == [1, 0, 2]
+    for bad in (jnp.zeros((2, 3)), jnp.zeros((0, 0)), jnp.zeros(3)):
+        with pytest.raises(ValueError, match="square"):
+            max_weight_assignment_jax(bad)

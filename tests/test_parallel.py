@@ -21,6 +21,10 @@ SCRIPT = textwrap.dedent("""
     from sdekc_jax.pretrain import init_state, make_epoch_fn, pretrain
 
     assert jax.device_count() == 4, jax.devices()
+    import os
+    if os.environ.get("SDEKC_JAX_CACHE"):  # the session's compilation cache (conftest): the step compiled
+        jax.config.update("jax_compilation_cache_dir", os.environ["SDEKC_JAX_CACHE"])  # for training is
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)  # reused to read its HLO
     mesh = data_mesh()
     out = {"devices": jax.device_count()}
 
