@@ -109,3 +109,39 @@ def test_methods_share_the_estimators_input_checks():
         resolve_skips(("a", 1.0))
     with pytest.raises(ValueError, match="two finite numbers"):
         resolve_skips((np.inf, 1.0))
+
+
+def test_fit_resumes_from_its_checkpoints(tiny, tmp_path, monkeypatch):
+    """A fit stopped right after its first pretraining checkpoint and again after its first
+    clustering checkpoint, then fitted again, ends with the uninterrupted fit's labels; the
+    checkpoints of other settings are refused."""
+    from sdekc_jax.checkpoint import Checkpointer, CheckpointMismatch
+    x, _ = tiny
+    kw = dict(max_iters=4, steps_per_iter=2, checkpoint_dir=str(tmp_path / "ck"))
+    ref = fit(x, max_iters=4, steps_per_iter=2)
+
+    class Crash(Exception):
+        pass
+
+    orig, saved = Checkpointer.save, []
+    for phase in ("pretrain", "cluster", None):
+        def save(self, *a, _phase=phase, **k):
+            orig(self, *a, **k)
+            saved.append(self.path.stem)
+            if self.path.stem == _phase:
+                raise Crash
+        monkeypatch.setattr(Checkpointer, "save", save)
+        if phase is None:
+            res = fit(x, **kw)
+        else:
+            with pytest.raises(Crash):
+                fit(x, **kw)
+    monkeypatch.undo()
+    # epoch 1 | epoch 2 (resumed), then the clustering's one chunk | nothing left to do
+    assert saved == ["pretrain", "pretrain", "cluster"]
+    np.testing.assert_array_equal(res.labels_, ref.labels_)
+    np.testing.assert_array_equal(res.history_["n_changed"], ref.history_["n_changed"])
+    np.testing.assert_array_equal(res.history_["pretrain_loss"], ref.history_["pretrain_loss"])
+    with pytest.raises(CheckpointMismatch):
+        fit(x, **{**kw, "seed": 1})
+    assert SDEKC(3, checkpoint_dir="d").get_params()["checkpoint_dir"] == "d"
