@@ -83,6 +83,11 @@ class CAE(nn.Module):
       filters, kernels: the encoder convolutions (stride 2 each); the decoder mirrors them.
       activation: "relu" (the paper's multi-class CAE) or "tanh".
       conv_impl, conv_transpose_impl: optional replacements for ``layers.conv_down`` / ``conv_up``.
+      traced_skips: keep the skip weights in the parameters (``params["dec_skips"]``, initialised
+        from ``skip_weights``, never trained: the gradient is stopped) instead of in the module, so
+        that models that differ only in their skip weights share one compiled program and can be
+        stacked under ``jax.vmap`` (:mod:`sdekc_jax.sweep`). ``(0.0, 1.0)`` computes what no skips
+        compute. Being a ``dec_*`` entry, it is not part of :func:`encoder_params`.
     """
 
     image_shape: tuple[int, int, int]
@@ -93,8 +98,11 @@ class CAE(nn.Module):
     activation: str = "relu"
     conv_impl: Callable | None = None
     conv_transpose_impl: Callable | None = None
+    traced_skips: bool = False
 
     def setup(self):
+        if self.traced_skips and self.skip_weights is None:
+            raise ValueError("traced_skips needs initial skip_weights (w_enc, w_dec); (0.0, 1.0) is 'no skips'")
         if len(self.filters) != len(self.kernels):
             raise ValueError("filters and kernels must have the same length")
         if self.skip_weights is not None and len(self.skip_weights) != 2:
@@ -120,6 +128,10 @@ class CAE(nn.Module):
                  impl=self.conv_transpose_impl, name=f"dec_conv{j}")
             for j in range(n)
         ]
+        # a constant of the model that jax.vmap can batch (sdekc_jax.sweep); the embedding is computed
+        # from the encoder parameters alone, without it
+        if self.traced_skips and (self.is_initializing() or self.has_variable("params", "dec_skips")):
+            self.dec_skips = self.param("dec_skips", lambda _: jnp.asarray(self.skip_weights, jnp.float32))
 
     def _act(self, x):
         return _ACTIVATIONS[self.activation](x)
@@ -148,7 +160,10 @@ class CAE(nn.Module):
             if j == n - 1:
                 break  # linear output
             h = self._act(h)
-            if self.skip_weights is not None:
+            if self.traced_skips:  # never trained: no gradient, so Adam leaves it exactly as it is
+                w = jax.lax.stop_gradient(self.dec_skips)
+                h = weighted_skip(feats[n - 2 - j], h, (w[0], w[1]))
+            elif self.skip_weights is not None:
                 h = weighted_skip(feats[n - 2 - j], h, self.skip_weights)
         return h
 
