@@ -10,7 +10,7 @@ from sdekc_jax.cli import main
 def test_run_writes_results(tmp_path, capsys):
     out = tmp_path / "res"
     rc = main(["run", "--dataset", "usps", "--subset", "test", "--seeds", "0", "1", "--pretrain-epochs", "1",
-               "--max-iters", "2", "--steps-per-iter", "5", "--out", str(out), "--no-progress"])
+               "--max-iters", "2", "--steps-per-iter", "3", "--out", str(out), "--no-progress"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert res["dataset"] == "usps" and res["method"] == "sdekc"

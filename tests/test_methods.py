@@ -45,7 +45,7 @@ def test_method_runs_through_the_cli(name, tmp_path, capsys):
 @pytest.mark.slow
 def test_labels_have_the_right_length_and_range(usps_small):
     x, y = usps_small
-    for name in ("kmeans", "dcec", "dekm"):
+    for name in ("kmeans", "dcec"):  # (dekm, idcec, sdekc, sidcec: the cache test below checks theirs)
         r = run(name, x, 10, verbose=False, **({} if name == "kmeans" else {"pretrain_epochs": 1, "max_iters": 2,
                                                                             "steps_per_iter": 2}))
         assert r.labels.shape == (400,) and r.labels.min() >= 0 and r.labels.max() < 10
@@ -64,10 +64,17 @@ def test_pretraining_cache_is_shared_and_invalidated(usps_small, tmp_path):
     assert b.pretrain_cache_hit
     np.testing.assert_array_equal(a.labels, b.labels)
     loop = dict(max_iters=2, steps_per_iter=2)
-    assert run("dekm", x, 10, **kw, **loop).pretrain_cache_hit  # DEKM shares the skip-less CAE
-    assert run("idcec", x, 10, **kw, **loop).pretrain_cache_hit
-    assert not run("sdekc", x, 10, **kw, **loop).pretrain_cache_hit          # skips: another autoencoder
-    assert run("sidcec", x, 10, **kw, **loop).pretrain_cache_hit             # ... shared by SIDCEC
+
+    def run_checked(name, **extra):  # labels of the right length and range, embedding of the right size
+        r = run(name, x, 10, **kw, **loop, **extra)
+        assert r.labels.shape == (400,) and r.labels.min() >= 0 and r.labels.max() < 10
+        assert r.embedding.shape == (400, 10)
+        return r
+
+    assert run_checked("dekm").pretrain_cache_hit  # DEKM shares the skip-less CAE
+    assert run_checked("idcec").pretrain_cache_hit
+    assert not run_checked("sdekc").pretrain_cache_hit          # skips: another autoencoder
+    assert run_checked("sidcec").pretrain_cache_hit             # ... shared by SIDCEC
     assert not run("cae-kmeans", x, 10, **{**kw, "pretrain_epochs": 2}).pretrain_cache_hit  # epochs
     assert not run("cae-kmeans", x, 10, seed=1, **kw).pretrain_cache_hit      # seed
     x2 = x.copy()
