@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .vmap_exact import adam, per_run
+from .vmap_exact import adam, one_run_at_a_time, per_run
 from .kmeans import kmeans
 from .metrics import count_changed_jax
 from .loop import Refresh, init_loop_state, run_loop
@@ -69,14 +69,20 @@ def embed_all(embed_fn: EmbedFn, params: Any, x: jax.Array, batch_size: int = 10
 def dekm_refresh(embed_fn: EmbedFn, n_clusters: int, kmeans_n_init: int) -> Callable:
     """Algorithm 1's refresh: embed all, K-means (warm-started from the last centres), S_w, V, Y'."""
 
-    def refresh(params, x, centers, prev_labels, first, key):
-        z = embed_all(embed_fn, params, x)
+    def kmeans_and_targets(z, centers, first, key):
         warm = jnp.where(first, z[:n_clusters], centers)
         km = kmeans(key, z, n_clusters, n_init=kmeans_n_init, init=warm)
         v, _ = orthogonal_transform(within_cluster_scatter(z, km.labels, km.centers))
         target = greedy_target(apply_transform(v, z), km.labels, apply_transform(v, km.centers))
-        return Refresh(km.labels, count_changed_jax(prev_labels, km.labels, n_clusters), target, v, km.centers,
-                       {"inertia": km.inertia})
+        return km.labels, km.centers, km.inertia, v, target
+
+    def refresh(params, x, centers, prev_labels, first, key):
+        z = embed_all(embed_fn, params, x)
+        # vmapped runs (seeds, skip settings) do this part one at a time: the batched program rounds
+        # S_w and the inertia differently from 4 runs on (vmap_exact.one_run_at_a_time)
+        labels, centers, inertia, v, target = one_run_at_a_time(kmeans_and_targets)(z, centers, first, key)
+        return Refresh(labels, count_changed_jax(prev_labels, labels, n_clusters), target, v, centers,
+                       {"inertia": inertia})
 
     return refresh
 

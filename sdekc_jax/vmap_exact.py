@@ -94,3 +94,30 @@ def per_run(x: jax.Array, like: jax.Array) -> jax.Array:
 def _per_run_vmap(axis_size, in_batched, x, like):
     x_batched, _ = in_batched
     return (x if x_batched else jnp.broadcast_to(x, (axis_size,) + x.shape)), True
+
+
+def one_run_at_a_time(f):
+    """``f`` unchanged; under ``jax.vmap`` the runs of the batch are computed one after another
+    (``lax.map``), each by ``f``'s unbatched program, instead of by one batched program.
+
+    For the cheap, rounding-sensitive part of a refresh (K-means, S_w, eigh, targets): with 4 or
+    more vmapped runs XLA:CPU computes S_w's ``r.T @ r`` and K-means' inertia sums in the batched
+    program with other rounding than unbatched (2 and 3 runs agree), and training amplifies it.
+    ``f`` takes and returns pytrees of arrays; unbatched arguments are shared by all runs.
+    """
+    g = jax.custom_batching.custom_vmap(f)
+
+    @g.def_vmap
+    def _rule(axis_size, in_batched, *args):
+        flat, tree = jax.tree.flatten(args)
+        flags = jax.tree.leaves(in_batched)
+        batched = [a for a, b in zip(flat, flags) if b]
+
+        def one(bs):
+            it = iter(bs)
+            return f(*jax.tree.unflatten(tree, [next(it) if b else a for a, b in zip(flat, flags)]))
+
+        out = jax.lax.map(one, batched)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return g
