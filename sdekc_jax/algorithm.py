@@ -66,6 +66,14 @@ def embed_all(embed_fn: EmbedFn, params: Any, x: jax.Array, batch_size: int = 10
     return shard_batch(z)
 
 
+def embed_all_compiled(embed_fn: EmbedFn, vmapped: bool = False) -> Callable:
+    """:func:`embed_all` as one jitted program ``(params, x) -> z`` (called outside other jitted
+    code: one program instead of eager per-layer ops). ``vmapped``: ``params`` carry a leading
+    run axis and ``x`` is shared by the runs."""
+    f = lambda p, x: embed_all(embed_fn, p, x)
+    return jax.jit(jax.vmap(f, in_axes=(0, None)) if vmapped else f)
+
+
 def dekm_refresh(embed_fn: EmbedFn, n_clusters: int, kmeans_n_init: int) -> Callable:
     """Algorithm 1's refresh: embed all, K-means (warm-started from the last centres), S_w, V, Y'."""
 

@@ -9,7 +9,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from .algorithm import cluster, embed_all
+from .algorithm import cluster, embed_all_compiled
 from .cache import data_fingerprint
 from .checkpoint import Checkpointer
 from .kmeans import assign
@@ -129,8 +129,7 @@ class SDEKC:
         x = check_images(X)
         if x.shape[1:] != tuple(self.model_.image_shape):
             raise ValueError(f"X has images of shape {x.shape[1:]}, the model was fitted on {tuple(self.model_.image_shape)}")
-        embed = embed_fn(self.model_)
-        return np.asarray(jax.jit(lambda p, xx: embed_all(embed, p, xx))(encoder_params(self.params_), jax.numpy.asarray(x)))
+        return np.asarray(embed_all_compiled(embed_fn(self.model_))(encoder_params(self.params_), jax.numpy.asarray(x)))
 
     def predict(self, X) -> np.ndarray:
         """Nearest cluster centre in the embedding space."""

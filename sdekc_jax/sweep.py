@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .algorithm import cluster, embed_all
+from .algorithm import cluster, embed_all_compiled
 from .models import CAE, embed_fn, encoder_params
 from .pretrain import pretrain
 from .validation import check_fit_data, check_images, resolve_skips
@@ -83,7 +83,7 @@ def skip_sweep(model: CAE, x, n_clusters: int, runs: Sequence[tuple[Sequence[flo
     r = cluster(embed, encoder_params(params), xj, n_clusters, keys[:, 2], max_iters=max_iters,
                 steps_per_iter=steps_per_iter, batch_size=batch_size, learning_rate=learning_rate, tol=tol,
                 kmeans_n_init=kmeans_n_init, verbose=verbose, record_labels=True, vmapped=True)
-    z = jax.jit(jax.vmap(lambda p, xx: embed_all(embed, p, xx), in_axes=(0, None)))(r.params, xj)
+    z = embed_all_compiled(embed, vmapped=True)(r.params, xj)
     t2 = time.perf_counter()
     history = [{"pretrain_loss": np.asarray(pre_loss[i]), **{k: v for k, v in h.items() if k != "labels"}}
                for i, h in enumerate(r.history)]

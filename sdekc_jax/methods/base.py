@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from ..vmap_exact import adam
-from ..algorithm import cluster, embed_all
+from ..algorithm import cluster, embed_all_compiled
 from ..cache import (PretrainCache, cached_pretrain, data_fingerprint, default_cache_dir, lookup_pretrained,
                      store_pretrained)
 from ..checkpoint import Checkpointer
@@ -246,9 +246,7 @@ def _run(method: Method, x, n_clusters: int, seeds: list[int], vmapped: bool, *,
         t_pre = cache.last_seconds
     params = jax.tree.map(jnp.asarray, params)
     embed = embed_fn(model)
-    # jitted, with the data as an argument (not a constant): one program, not eager ops per layer
-    embed_all_jit = jax.jit((lambda p, xx: embed_all(embed, p, xx)) if not vmapped else
-                            jax.vmap(lambda p, xx: embed_all(embed, p, xx), in_axes=(0, None)))
+    embed_all_jit = embed_all_compiled(embed, vmapped)  # the data as an argument, not a constant
     embed_all_v = lambda p: embed_all_jit(p, xj)
 
     t0 = time.perf_counter()
