@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .vmap_exact import add_bias
+from .vmap_exact import add_bias, add_channel_bias
 
 Padding = str  # "SAME" or "VALID"
 _DIMS = ("NHWC", "HWIO", "NHWC")
@@ -26,7 +26,7 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 def conv_down_lax(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, padding: Padding) -> jax.Array:
     """Reference strided convolution: ``lax.conv_general_dilated`` (``flax.linen.Conv`` semantics)."""
     y = lax.conv_general_dilated(x, kernel, (stride, stride), padding, dimension_numbers=_DIMS)
-    return y + bias
+    return add_channel_bias(y, bias)
 
 
 def conv_up_lax(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, padding: Padding) -> jax.Array:
@@ -35,7 +35,7 @@ def conv_up_lax(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, p
     Output size: ``in * stride`` for "SAME", ``(in - 1) * stride + k`` for "VALID".
     """
     y = lax.conv_transpose(x, kernel, (stride, stride), padding, dimension_numbers=_DIMS)
-    return y + bias
+    return add_channel_bias(y, bias)
 
 
 # --- The same functions as patch extraction + one matrix product ------------------------------
@@ -70,7 +70,7 @@ def conv_down_im2col(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: i
     oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
     p = _patches(x, kh, kw, oh, ow, stride)
     y = jnp.dot(p.reshape(-1, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
-    return y.reshape(n, oh, ow, cout) + bias
+    return add_channel_bias(y.reshape(n, oh, ow, cout), bias)
 
 
 def _transpose_padding(k: int, s: int, padding: Padding) -> tuple[int, int]:
@@ -132,7 +132,7 @@ def conv_up_subpixel(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: i
     p = _patches(xp, wh, ww, qh, qw, 1, start=(sh, sw))
     y = jnp.dot(p.reshape(-1, wh * ww * cin), kc)
     y = y.reshape(n, qh, qw, s, s, cout).transpose(0, 1, 3, 2, 4, 5).reshape(n, qh * s, qw * s, cout)
-    return y[:, :oh, :ow] + bias
+    return add_channel_bias(y[:, :oh, :ow], bias)
 
 
 # --- Gather / overlap-add pairs: every pass of every layer is a gather plus one product --------
@@ -232,7 +232,7 @@ def conv_down_gather(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: i
     oh, ow = conv_out_size(H, kh, stride, padding), conv_out_size(W, kw, stride, padding)
     p = window_gather(x, kh, kw, stride, -ph, -pw, oh, ow)
     y = jnp.dot(p.reshape(-1, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
-    return y.reshape(n, oh, ow, cout) + bias
+    return add_channel_bias(y.reshape(n, oh, ow, cout), bias)
 
 
 def conv_up_overlap(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, padding: Padding) -> jax.Array:
@@ -246,7 +246,7 @@ def conv_up_overlap(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: in
     # lax.conv_transpose: o = s*i + pa - a; with the taps reversed (a' = k-1-a), o = s*i + a' + pa-k+1.
     kf = kernel[::-1, ::-1].transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
     p = jnp.dot(x.reshape(-1, cin), kf).reshape(n, h, w, kh, kw, cout)
-    return overlap_add(p, stride, pah - kh + 1, paw - kw + 1, oh, ow) + bias
+    return add_channel_bias(overlap_add(p, stride, pah - kh + 1, paw - kw + 1, oh, ow), bias)
 
 
 # The implementations the models use by default.

@@ -1,7 +1,7 @@
-"""Three small pieces that make a vmapped run bit-identical to running its seeds one by one.
+"""Small pieces that make a vmapped run bit-identical to running its seeds one by one.
 
 ``jax.vmap`` over seeds (``run_vmapped``, ``--vmap-seeds``) computes the same function as the
-seed-by-seed runs, but XLA compiles the batched program differently, and on XLA:CPU three
+seed-by-seed runs, but XLA compiles the batched program differently, and on XLA:CPU a few
 spots round differently in the last bit. Training is chaotic: after a few hundred steps
 such differences grow, K-means++ picks another centre, and the labels differ. Each piece below
 computes the usual value, written so that the batched and the unbatched programs round alike:
@@ -10,6 +10,14 @@ computes the usual value, written so that the batched and the unbatched programs
   ones vector. The usual sum over the batch axis becomes a reduction over an inner axis of a
   bigger array under ``vmap``, and XLA:CPU orders that reduction differently for the embedding
   layer's few outputs.
+* :func:`add_channel_bias`: the bias of the convolutions (every function of ``layers``). Its
+  gradient, a sum over batch and space, was summed in another order by the batched program
+  (from 4 runs on for the paper's CAE, from 2 on for small channel counts), and so it was when
+  the plain sum ran one run at a time (``lax.map``: the sum is fused into other kernels). It is
+  a product with a ones vector, as in :func:`add_bias` (one output channel padded to two, or XLA
+  turns it back into a fused sum). That product agreed batched on every shape tried; it is still
+  computed one run at a time under ``vmap`` (:func:`one_run_at_a_time`), so that each run calls
+  the matrix-vector product of the unbatched shapes, which costs next to nothing.
 * :func:`adam`: ``optax.adam``'s update with the bias corrections multiplied in as reciprocals
   (optax divides by ``1 - b**t``, a scalar broadcast in one program and a per-seed vector
   broadcast in the other, and the two divisions compile differently). The gradient also passes
@@ -19,14 +27,14 @@ computes the usual value, written so that the batched and the unbatched programs
   broadcast to one copy per seed before it meets per-seed parameters. A product of shared data
   with stacked weights is otherwise one wider matrix product, blocked differently from the
   per-seed ones; with a copy per seed it is a batched product of the per-seed shapes.
+* :func:`one_run_at_a_time`: the refresh of Algorithm 1 (K-means, S_w, eigh, targets), whose
+  sums the batched program rounds differently from 4 runs on.
 
-These are findings about XLA:CPU (jaxlib 0.10), not guarantees of XLA: the convolutions keep
-the plain ``+ bias``, because their sums already agree and the product form does not for the
-one-channel output layer. ``tests/test_vmap_exact.py`` checks each piece on shapes where the
-textbook form differs, and ``tests/test_vmap_seeds.py`` checks whole runs for exact equality;
-on USPS (all 9,298 images, 3 seeds) a vmapped run's labels, histories, parameters and embedding
-are bit-identical to the seed-by-seed runs (README, "Seeds in parallel"). GPU and TPU are not
-verified.
+These are findings about XLA:CPU (jaxlib 0.10), not guarantees of XLA.
+``tests/test_vmap_exact.py`` checks each piece on shapes where the textbook form differs, and
+``tests/test_vmap_seeds.py`` checks whole runs for exact equality; on USPS (all 9,298 images,
+5 seeds) a vmapped run's labels, embedding, parameters and histories are bit-identical to the
+seed-by-seed runs (README, "Seeds in parallel"). GPU and TPU are not verified.
 
 Values differ from the textbook forms (``y + b``, ``optax.adam``) by float rounding only.
 """
@@ -121,3 +129,36 @@ def one_run_at_a_time(f):
         return out, jax.tree.map(lambda _: True, out)
 
     return g
+
+
+def _channel_sum(g: jax.Array) -> jax.Array:
+    """The sum of ``g`` over all axes but the last, as a product ``ones @ g`` (one matrix-vector
+    product, whose summation order depends on its shapes only). One channel is padded to two:
+    XLA turns a product with a single output column into a reduction, fused with ``g``'s producer."""
+    c = g.shape[-1]
+    rows = g.reshape(-1, c)
+    if c == 1:
+        rows = jnp.concatenate([rows, jnp.zeros_like(rows)], axis=1)
+    return jnp.dot(jnp.ones((rows.shape[0],), g.dtype), rows)[:c]
+
+
+_channel_sum_per_run = one_run_at_a_time(_channel_sum)
+
+
+@jax.custom_vjp
+def add_channel_bias(y: jax.Array, bias: jax.Array) -> jax.Array:
+    """``y + bias`` along the last (channel) axis; the bias gradient (the sum of the output
+    gradient over all other axes) is a matrix-vector product with a ones vector, computed one run
+    at a time under ``vmap`` (see the module doc)."""
+    return y + bias
+
+
+def _add_channel_bias_fwd(y, bias):
+    return y + bias, None
+
+
+def _add_channel_bias_bwd(_, g):
+    return g, _channel_sum_per_run(g)
+
+
+add_channel_bias.defvjp(_add_channel_bias_fwd, _add_channel_bias_bwd)

@@ -38,7 +38,7 @@ from ..models import ARAE, CAE, DenseAE, binary_cae, check_image_shape, embed_fn
 from ..pretrain import pretrain
 from ..validation import check_fit_data, check_images, resolve_skips
 
-CACHE_FORMAT = 2  # 2: vmap_exact.adam and add_bias (last-bit changes). Bump when pretraining numerics change, so old cache entries are not reused
+CACHE_FORMAT = 3  # 2: vmap_exact.adam and add_bias; 3: add_channel_bias (last-bit changes). Bump when pretraining numerics change, so old cache entries are not reused
 
 # Settings every method accepts, with their meaning (the CLI and the errors list them).
 COMMON_KEYS = {
