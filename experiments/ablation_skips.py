@@ -23,6 +23,14 @@ writes; a killed run continues where it stopped, a cell in progress from its che
 (ACC/NMI vs w_enc, and vs the embedding size) are rewritten after every cell. Seed-major order:
 a partial run has every configuration of the seeds it finished. Pretrained autoencoders come from
 the shared pretraining cache (Table 3's runs fill it for no skips and w_enc = 0.001).
+
+``--vmapped``: the missing cells of each embedding size (all their skip settings and seeds) run as
+one vmapped program (:func:`sdekc_jax.sweep.skip_sweep`), which is where accelerators gain. On CPU
+each cell is bit-identical to the cell run alone (``tests/test_ablation.py``); the cell's seconds
+are then those of its whole group. The group has no checkpoint and does not use the pretraining
+cache: a killed group starts again, and the recorded labels of every iteration (needed for the
+"after pretraining" metrics) take runs x iterations x n x 4 bytes of host memory (21 runs of USPS
+that never converge: 0.8 GB).
 """
 from __future__ import annotations
 
@@ -46,6 +54,8 @@ from sdekc_jax.cli import _enable_compilation_cache  # noqa: E402
 from sdekc_jax.data import load_dataset  # noqa: E402
 from sdekc_jax.methods import get_method, run  # noqa: E402
 from sdekc_jax.metrics import evaluate  # noqa: E402
+from sdekc_jax.models import CAE  # noqa: E402
+from sdekc_jax.sweep import skip_sweep  # noqa: E402
 
 NAME = "ablation"
 W_ENC = (0.001, 0.01, 0.1, 0.5, 0.9, 0.999)
@@ -132,6 +142,46 @@ def run_cell(w_enc, dim, seed, x, y, *, cache, overrides, progress, checkpoint_d
           f"NMI {post['nmi']:.4f} ({r.n_iter} it, pretrain {r.timings['pretrain']:.0f} s"
           f"{' cached' if r.pretrain_cache_hit else ''}, cluster {r.timings['cluster']:.0f} s)", file=sys.stderr, flush=True)
     return cell
+
+
+def run_group(todo: list[tuple[float | None, int]], dim: int, x, y, *, overrides, progress) -> dict:
+    """The cells ``todo`` (``(w_enc or None, seed)``) of embedding size ``dim`` as one vmapped
+    program (``sweep.skip_sweep``, the same settings as :func:`run_cell`): ``{cell_key: cell}``."""
+    method = get_method("sdekc")
+    k = int(y.max()) + 1
+    t0 = time.perf_counter()
+    print(f"[{time.strftime('%H:%M:%S')}] {len(todo)} runs of d={dim} in one vmapped program: "
+          f"{', '.join(cell_key(w, dim, s) for w, s in todo)} {overrides or 'paper budget'}", file=sys.stderr, flush=True)
+    cfgs = [method.config("usps", skips="none" if w is None else (w, 1.0 - w), embedding_dim=dim, **overrides)
+            for w, _ in todo]
+    cfg = cfgs[0]
+    bases = [{"w_enc": w, "w_dec": None if w is None else 1.0 - w, "embedding_dim": dim, "seed": s} for w, s in todo]
+    try:
+        r = skip_sweep(CAE(tuple(x.shape[1:]), n_embed=dim), x, k,
+                       [(None if w is None else (w, 1.0 - w), s) for w, s in todo],
+                       pretrain_epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
+                       learning_rate=cfg["learning_rate"], max_iters=cfg["max_iters"],
+                       steps_per_iter=cfg["steps_per_iter"], tol=cfg["tol"], kmeans_n_init=cfg["kmeans_n_init"],
+                       verbose=progress)
+    except Exception as e:  # keep going; the cells are retried next run
+        traceback.print_exc()
+        return {cell_key(w, dim, s): {**b, "error": f"{type(e).__name__}: {e}"} for (w, s), b in zip(todo, bases)}
+    out = {}
+    for i, ((w, s), base) in enumerate(zip(todo, bases)):
+        pre, post = evaluate(y, r.pretrain_labels[i]), evaluate(y, r.labels[i])
+        n_iter, converged = int(r.n_iter[i]), bool(r.converged[i])
+        cell = {**base, **{f"pre_{m}": v for m, v in pre.items()}, **post, "n_iter": n_iter, "converged": converged,
+                "pretrain_seconds": r.seconds["pretrain"], "cluster_seconds": r.seconds["cluster"],
+                "pretrain_cache_hit": False, "final_pretrain_mse": float(r.history[i]["pretrain_loss"][-1]),
+                "config": cfgs[i], "wall_seconds": time.perf_counter() - t0, "vmapped_group": len(todo)}
+        cell["budget"] = table3.describe_budget(method, "usps", {m: cfgs[i][m] for m in ("pretrain_epochs", "max_iters")
+                                                                if cfgs[i][m] != method.config("usps")[m]}, converged)
+        print(f"    {cell_key(w, dim, s)}: after pretraining ACC {pre['acc']:.4f} NMI {pre['nmi']:.4f}; after "
+              f"clustering ACC {post['acc']:.4f} NMI {post['nmi']:.4f} ({n_iter} it)", file=sys.stderr, flush=True)
+        out[cell_key(w, dim, s)] = cell
+    print(f"    group: pretrain {r.seconds['pretrain']:.0f} s, cluster {r.seconds['cluster']:.0f} s", file=sys.stderr,
+          flush=True)
+    return out
 
 
 def summarise(cells: dict) -> dict:
@@ -253,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip settings of the embedding-size sweep: 'none' or w_enc values")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--data-dir", default=None, help="USPS folder (default: the copy embedded in the package)")
+    p.add_argument("--vmapped", action="store_true",
+                   help="run the missing cells of each embedding size as one vmapped program (sweep.skip_sweep)")
     table3.add_common_args(p, "ablation_skips")
     return p
 
@@ -277,10 +329,19 @@ def main(argv=None) -> int:
     over = table3.budget_overrides(get_method("sdekc"), "usps", args.max_pretrain_epochs, args.max_cluster_steps)
     configs = sweep.configurations()
     print(f"{len(configs)} configurations x {len(sweep.seeds)} seeds", file=sys.stderr, flush=True)
+    done = lambda key: key in cells and "error" not in cells[key]
+    if args.vmapped:  # one program per embedding size: all its skip settings and seeds
+        for dim in dict.fromkeys(d for _, d in configs):
+            todo = [(w, s) for s in sweep.seeds for w, d in configs if d == dim and not done(cell_key(w, d, s))]
+            if todo:
+                cells.update(run_group(todo, dim, x, y, overrides=over, progress=args.progress))
+                table3.save_grid(path, state, report)
+        print(table3.save_grid(path, state, report))
+        return 0
     for seed in sweep.seeds:  # seed-major: a partial run has every configuration of its seeds
         for w_enc, dim in configs:
             key = cell_key(w_enc, dim, seed)
-            if key in cells and "error" not in cells[key]:
+            if done(key):
                 continue
             cells[key] = run_cell(w_enc, dim, seed, x, y, cache=cache, overrides=over, progress=args.progress,
                                   checkpoint_dir=table3.checkpoint_path(path, key))
