@@ -28,9 +28,7 @@ the shared pretraining cache (Table 3's runs fill it for no skips and w_enc = 0.
 one vmapped program (:func:`sdekc_jax.sweep.skip_sweep`), which is where accelerators gain. On CPU
 each cell is bit-identical to the cell run alone (``tests/test_ablation.py``); the cell's seconds
 are then those of its whole group. The group has no checkpoint and does not use the pretraining
-cache: a killed group starts again, and the recorded labels of every iteration (needed for the
-"after pretraining" metrics) take runs x iterations x n x 4 bytes of host memory (21 runs of USPS
-that never converge: 0.8 GB).
+cache: a killed group starts again.
 """
 from __future__ import annotations
 

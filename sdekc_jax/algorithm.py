@@ -138,7 +138,7 @@ def cluster(
     kmeans_n_init: int = 10,
     chunk_size: int = 10,
     verbose: bool = True,
-    record_labels: bool = False,
+    record_labels: bool | str = False,
     checkpoint=None,
     vmapped: bool = False,
 ) -> ClusterResult:
@@ -150,7 +150,8 @@ def cluster(
       params: the encoder parameters (a pytree).
       x: all data (n, ...), kept on the device.
       tol: stop when fewer than ``tol * n`` points change cluster between iterations.
-      record_labels: keep every iteration's labels in ``history["labels"]`` (n_iter, n).
+      record_labels: keep every iteration's labels in ``history["labels"]`` (n_iter, n);
+        ``"first"``: only the first iteration's (1, n).
       checkpoint: a :class:`~sdekc_jax.checkpoint.Checkpointer`; resume from / save to it (see
         :func:`sdekc_jax.loop.run_loop`).
       vmapped: run S clustering phases in one compiled program (e.g. one per seed): ``params``

@@ -108,7 +108,7 @@ def cluster_dec(
     kmeans_n_init: int = 20,
     chunk_size: int = 10,
     verbose: bool = True,
-    record_labels: bool = False,
+    record_labels: bool | str = False,
     checkpoint=None,
     vmapped: bool = False,
 ) -> DECResult:
@@ -123,7 +123,8 @@ def cluster_dec(
       optimizer: defaults to DEC-keras' SGD(lr 0.01, momentum 0.9).
       update_interval: steps between refreshes of P; ``max_iters`` counts refreshes, so DEC's
         ``maxiter`` steps correspond to ``ceil(maxiter / update_interval)``.
-      record_labels: keep every refresh's labels in ``history["labels"]`` (n_iter, n).
+      record_labels: keep every refresh's labels in ``history["labels"]`` (n_iter, n);
+        ``"first"``: only the first refresh's (1, n).
       checkpoint: a :class:`~sdekc_jax.checkpoint.Checkpointer` for the loop (see
         :func:`sdekc_jax.loop.run_loop`); the initial K-means is recomputed on resume (same key).
       vmapped: S runs in one compiled program (``model_params`` stacked, ``key`` an array of S

@@ -160,12 +160,14 @@ def _concat(records: list[dict]) -> dict:
 def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: jax.Array, *,
              tx: optax.GradientTransformation, init_labels: jax.Array, init_aux: Any, max_iters: int,
              steps_per_iter: int, batch_size: int, tol: float, chunk_size: int = 10, desc: str = "cluster",
-             verbose: bool = True, record_labels: bool = False, checkpoint=None, vmapped: bool = False) -> LoopResult:
+             verbose: bool = True, record_labels: bool | str = False, checkpoint=None, vmapped: bool = False) -> LoopResult:
     """Run refresh/train iterations from ``params`` until the stop rule or ``max_iters``.
 
     The mini-batches are one fixed shuffled order of the data (drawn from ``key``), cycled; the
     last batch of the order is padded and masked, so every point has the same weight.
-    ``record_labels=True`` keeps every refresh's labels in ``history["labels"]`` (n_iter, n).
+    ``record_labels=True`` keeps every refresh's labels in ``history["labels"]`` (n_iter, n);
+    ``"first"`` keeps only the first refresh's (1, n): the labels of the initial embedding, at a
+    host memory cost that does not grow with the iterations.
 
     ``checkpoint`` (a :class:`~sdekc_jax.checkpoint.Checkpointer`): when its file exists the loop
     continues from it; the whole loop state (parameters, optimiser state, labels, aux, counters,
@@ -184,6 +186,8 @@ def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: 
     """
     if max_iters < 1 or steps_per_iter < 0 or batch_size < 1 or chunk_size < 1:
         raise ValueError("max_iters, batch_size and chunk_size must be >= 1 and steps_per_iter >= 0")
+    if not any(record_labels is v for v in (False, True)) and record_labels != "first":
+        raise ValueError(f"record_labels must be False, True or 'first', got {record_labels!r}")
     x = jnp.asarray(x, jnp.float32)
     split = jax.vmap(jax.random.split) if vmapped else jax.random.split
     keys = split(key)
@@ -222,6 +226,8 @@ def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: 
             if ran == 0:
                 continue
             records[i].append({k: v[i, :ran] for k, v in rec.items() if k != "ran"})
+            if record_labels == "first":  # only iteration 0's (the first chunk's first entry)
+                records[i][-1]["labels"] = records[i][-1]["labels"][:max(0, 1 - int(n_iter[i]))]
             _check_finite(records[i][-1], last=bool(stopped[i]) or n_iter[i] + ran >= max_iters)
             n_iter[i] += ran
         n_chunks += 1

@@ -83,7 +83,7 @@ def skip_sweep(model: CAE, x, n_clusters: int, runs: Sequence[tuple[Sequence[flo
     embed = embed_fn(traced)
     r = cluster(embed, encoder_params(params), xj, n_clusters, keys[:, 2], max_iters=max_iters,
                 steps_per_iter=steps_per_iter, batch_size=batch_size, learning_rate=learning_rate, tol=tol,
-                kmeans_n_init=kmeans_n_init, verbose=verbose, record_labels=True, vmapped=True)
+                kmeans_n_init=kmeans_n_init, verbose=verbose, record_labels="first", vmapped=True)
     z = embed_all_compiled(embed, vmapped=True)(r.params, xj)
     t2 = time.perf_counter()
     history = [{"pretrain_loss": np.asarray(pre_loss[i]), **{k: v for k, v in h.items() if k != "labels"}}

@@ -88,6 +88,11 @@ def test_recorded_labels_are_each_iterations_labels(blobs):
     # the recorded n_changed is the Hungarian-matched change between consecutive recorded labellings
     assert [count_changed(lab[i - 1], lab[i], K) for i in range(1, 5)] == list(b.history["n_changed"][1:])
     assert "labels" not in a.history
+    c = run(blobs, max_iters=5, tol=0.0, chunk_size=2, record_labels="first")  # only iteration 0's
+    np.testing.assert_array_equal(c.history["labels"], lab[:1])
+    np.testing.assert_array_equal(c.labels, b.labels)
+    with pytest.raises(ValueError, match="record_labels"):
+        run(blobs, max_iters=2, record_labels="last")
 
 
 def test_bad_arguments(blobs):
