@@ -122,7 +122,7 @@ def run_cell(w_enc, dim, seed, x, y, *, cache, overrides, progress, checkpoint_d
     base = {"w_enc": w_enc, "w_dec": None if w_enc is None else 1.0 - w_enc, "embedding_dim": dim, "seed": seed}
     try:
         r = run("sdekc", x, int(y.max()) + 1, seed=seed, dataset="usps", cache=cache, verbose=progress,
-                record_labels=True, checkpoint_dir=str(checkpoint_dir), skips=skips, embedding_dim=dim, **overrides)
+                record_labels="first", checkpoint_dir=str(checkpoint_dir), skips=skips, embedding_dim=dim, **overrides)
     except Exception as e:  # keep going; the cell is retried next run
         traceback.print_exc()
         return {**base, "error": f"{type(e).__name__}: {e}"}

@@ -136,7 +136,7 @@ def build_model(method: Method, image_shape: tuple[int, int, int], n_clusters: i
 
 def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0, dataset: str | None = None,
                arch: str = "default", cache: PretrainCache | None = None, verbose: bool = True,
-               record_labels: bool = False, checkpoint_dir: str | None = None, checkpoint_every: int = 1,
+               record_labels: bool | str = False, checkpoint_dir: str | None = None, checkpoint_every: int = 1,
                image_shape: tuple[int, int, int] | None = None, **overrides) -> MethodResult:
     """Run ``method`` on images ``x`` (N, H, W, C) float32 and return its labels and records.
 
@@ -144,8 +144,9 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
     raw and dense methods, and by every method with ``image_shape=(H, W, C)``.
     ``overrides`` replace settings of :meth:`Method.config` (None keeps the default);
     ``cache`` defaults to ``PretrainCache(default_cache_dir())``. ``record_labels=True`` keeps the
-    labels of every clustering iteration in ``history["labels"]`` (n_iter, n) (DEC and Algorithm 1
-    families; the K-means methods have one labelling).
+    labels of every clustering iteration in ``history["labels"]`` (n_iter, n), ``"first"`` only
+    the first iteration's (1, n) (DEC and Algorithm 1 families; the K-means methods have one
+    labelling).
 
     ``checkpoint_dir``: pretraining (every ``checkpoint_every`` epochs) and the clustering loop
     (every ``checkpoint_every`` chunks of iterations) save their state there
@@ -161,7 +162,7 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
 
 def run_method_vmapped(method: Method, x: np.ndarray, n_clusters: int, *, seeds, dataset: str | None = None,
                        arch: str = "default", cache: PretrainCache | None = None, verbose: bool = True,
-                       record_labels: bool = False,
+                       record_labels: bool | str = False,
                        checkpoint_dir: str | None = None, checkpoint_every: int = 1,
                        image_shape: tuple[int, int, int] | None = None, **overrides) -> list[MethodResult]:
     """:func:`run_method` for several seeds at once, as one vmapped program: one list entry per seed.
