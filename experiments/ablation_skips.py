@@ -27,8 +27,8 @@ the shared pretraining cache (Table 3's runs fill it for no skips and w_enc = 0.
 ``--vmapped``: the missing cells of each embedding size (all their skip settings and seeds) run as
 one vmapped program (:func:`sdekc_jax.sweep.skip_sweep`), which is where accelerators gain. On CPU
 each cell is bit-identical to the cell run alone (``tests/test_ablation.py``); the cell's seconds
-are then those of its whole group. The group has no checkpoint and does not use the pretraining
-cache: a killed group starts again.
+are then those of its whole group. A group checkpoints like a cell (a killed group continues from
+its checkpoint, as long as the same cells are missing) but does not use the pretraining cache.
 """
 from __future__ import annotations
 
@@ -142,9 +142,11 @@ def run_cell(w_enc, dim, seed, x, y, *, cache, overrides, progress, checkpoint_d
     return cell
 
 
-def run_group(todo: list[tuple[float | None, int]], dim: int, x, y, *, overrides, progress) -> dict:
+def run_group(todo: list[tuple[float | None, int]], dim: int, x, y, *, overrides, progress,
+              checkpoint_dir=None) -> dict:
     """The cells ``todo`` (``(w_enc or None, seed)``) of embedding size ``dim`` as one vmapped
-    program (``sweep.skip_sweep``, the same settings as :func:`run_cell`): ``{cell_key: cell}``."""
+    program (``sweep.skip_sweep``, the same settings as :func:`run_cell`): ``{cell_key: cell}``.
+    ``checkpoint_dir``: the group's checkpoints (removed when it finishes)."""
     method = get_method("sdekc")
     k = int(y.max()) + 1
     t0 = time.perf_counter()
@@ -160,7 +162,7 @@ def run_group(todo: list[tuple[float | None, int]], dim: int, x, y, *, overrides
                        pretrain_epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
                        learning_rate=cfg["learning_rate"], max_iters=cfg["max_iters"],
                        steps_per_iter=cfg["steps_per_iter"], tol=cfg["tol"], kmeans_n_init=cfg["kmeans_n_init"],
-                       verbose=progress)
+                       verbose=progress, checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir))
     except Exception as e:  # keep going; the cells are retried next run
         traceback.print_exc()
         return {cell_key(w, dim, s): {**b, "error": f"{type(e).__name__}: {e}"} for (w, s), b in zip(todo, bases)}
@@ -179,6 +181,8 @@ def run_group(todo: list[tuple[float | None, int]], dim: int, x, y, *, overrides
         out[cell_key(w, dim, s)] = cell
     print(f"    group: pretrain {r.seconds['pretrain']:.0f} s, cluster {r.seconds['cluster']:.0f} s", file=sys.stderr,
           flush=True)
+    if checkpoint_dir is not None:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return out
 
 
@@ -332,7 +336,8 @@ def main(argv=None) -> int:
         for dim in dict.fromkeys(d for _, d in configs):
             todo = [(w, s) for s in sweep.seeds for w, d in configs if d == dim and not done(cell_key(w, d, s))]
             if todo:
-                cells.update(run_group(todo, dim, x, y, overrides=over, progress=args.progress))
+                cells.update(run_group(todo, dim, x, y, overrides=over, progress=args.progress,
+                                       checkpoint_dir=table3.checkpoint_path(path, f"vmapped|d={dim}")))
                 table3.save_grid(path, state, report)
         print(table3.save_grid(path, state, report))
         return 0

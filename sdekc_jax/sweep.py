@@ -22,7 +22,9 @@ on USPS checked with the 7 settings of the paper's grid, README "Skip weights in
 """
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -30,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .algorithm import cluster, embed_all_compiled
+from .cache import data_fingerprint
+from .checkpoint import Checkpointer
 from .models import CAE, embed_fn, encoder_params
 from .pretrain import pretrain
 from .validation import check_fit_data, check_images, resolve_skips
@@ -50,15 +54,28 @@ class SweepResult(NamedTuple):
     seconds: dict                 # wall time of the phases, all runs together
 
 
+def _model_spec(model: CAE) -> dict:
+    name = lambda f: None if f is None else f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}"
+    return {"image_shape": list(model.image_shape), "n_embed": int(model.n_embed), "filters": list(model.filters),
+            "kernels": list(model.kernels), "activation": model.activation, "conv_impl": name(model.conv_impl),
+            "conv_transpose_impl": name(model.conv_transpose_impl)}
+
+
 def skip_sweep(model: CAE, x, n_clusters: int, runs: Sequence[tuple[Sequence[float] | str | None, int]], *,
                pretrain_epochs: int = 200, batch_size: int = 256, learning_rate: float = 1e-3,
                max_iters: int = 1000, steps_per_iter: int = 40, tol: float = 0.001, kmeans_n_init: int = 10,
-               verbose: bool = True) -> SweepResult:
+               verbose: bool = True, checkpoint_dir: str | os.PathLike | None = None,
+               checkpoint_every: int = 1) -> SweepResult:
     """Pretrain and cluster every ``(skip_weights, seed)`` of ``runs`` as one vmapped program.
 
     ``model`` gives the architecture (its own ``skip_weights`` are ignored); ``skip_weights`` of a
     run is ``(w_enc, w_dec)``, a preset name, or None (no skips). The other arguments are those of
     :class:`~sdekc_jax.estimator.SDEKC` (the paper's protocol by default).
+
+    ``checkpoint_dir``: pretraining (every ``checkpoint_every`` epochs) and the clustering loop
+    (every ``checkpoint_every`` chunks of iterations) save all runs' state there; a sweep started
+    again with the same arguments continues from it and ends with what an uninterrupted sweep
+    gives. A checkpoint written with other runs, settings, model or data is refused.
     """
     if not isinstance(model, CAE):
         raise TypeError(f"model must be a CAE (its skips are what the sweep varies), got {type(model).__name__}")
@@ -76,14 +93,26 @@ def skip_sweep(model: CAE, x, n_clusters: int, runs: Sequence[tuple[Sequence[flo
     init = lambda k, w: {**traced.init(k, xj[:1])["params"], "dec_skips": w}
     params0 = jax.jit(jax.vmap(init))(keys[:, 0], weights)
 
+    ckpt = {}
+    if checkpoint_dir is not None:
+        spec = {"sweep": [[None if w is None else list(w), s] for w, s in runs], "model": _model_spec(traced),
+                "data": data_fingerprint(x), "pretrain_epochs": pretrain_epochs, "batch_size": batch_size,
+                "learning_rate": learning_rate, "backend": jax.default_backend(), "jax": jax.__version__}
+        loop_spec = {**spec, "max_iters": max_iters, "steps_per_iter": steps_per_iter, "tol": tol,
+                     "kmeans_n_init": kmeans_n_init, "n_clusters": int(n_clusters)}
+        ckpt = {"pretrain": Checkpointer(Path(checkpoint_dir) / "pretrain.msgpack", spec, every=checkpoint_every),
+                "cluster": Checkpointer(Path(checkpoint_dir) / "cluster.msgpack", loop_spec, every=checkpoint_every)}
+
     t0 = time.perf_counter()
     params, pre_loss = pretrain(traced, params0, xj, keys[:, 1], epochs=pretrain_epochs, batch_size=batch_size,
-                                optimizer=adam(learning_rate), verbose=verbose, vmapped=True)
+                                optimizer=adam(learning_rate), verbose=verbose, vmapped=True,
+                                checkpoint=ckpt.get("pretrain"))
     t1 = time.perf_counter()
     embed = embed_fn(traced)
     r = cluster(embed, encoder_params(params), xj, n_clusters, keys[:, 2], max_iters=max_iters,
                 steps_per_iter=steps_per_iter, batch_size=batch_size, learning_rate=learning_rate, tol=tol,
-                kmeans_n_init=kmeans_n_init, verbose=verbose, record_labels="first", vmapped=True)
+                kmeans_n_init=kmeans_n_init, verbose=verbose, record_labels="first", vmapped=True,
+                checkpoint=ckpt.get("cluster"))
     z = embed_all_compiled(embed, vmapped=True)(r.params, xj)
     t2 = time.perf_counter()
     history = [{"pretrain_loss": np.asarray(pre_loss[i]), **{k: v for k, v in h.items() if k != "labels"}}

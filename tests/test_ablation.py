@@ -98,7 +98,9 @@ def test_vmapped_group_gives_the_cells_run_one_by_one(tmp_path):
     x, y = load_dataset("usps", None, "test")
     x, y = x[:400], y[:400]
     over = {"pretrain_epochs": 1, "max_iters": 2, "steps_per_iter": 2}
-    vm = ab.run_group([(None, 0), (0.001, 0)], 10, x, y, overrides=over, progress=False)
+    vm = ab.run_group([(None, 0), (0.001, 0)], 10, x, y, overrides=over, progress=False,
+                      checkpoint_dir=tmp_path / "group")
+    assert not (tmp_path / "group").exists()  # removed once the group is done
     assert sorted(vm) == ["none|d=10|0", "w_enc=0.001|d=10|0"]
     alone = ab.run_cell(0.001, 10, 0, x, y, cache=PretrainCache(None), overrides=over, progress=False,
                         checkpoint_dir=tmp_path / "ck")

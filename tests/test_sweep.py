@@ -37,13 +37,20 @@ def alone(model, x, k, w, seed):
     return params, losses, r
 
 
-def test_skip_sweep_equals_each_setting_alone(images):
+RUNS = [(None, 0), ("paper-text", 1)]
+
+
+@pytest.fixture(scope="module")
+def sweep(images):
+    return skip_sweep(CAE(SHAPE, n_embed=3, **BINARY_ARCH), images, 3, RUNS, **KW)
+
+
+def test_skip_sweep_equals_each_setting_alone(images, sweep):
     """Two runs in one program: no skips (as (0, 1)), and the paper text's reading with another
     seed. Labels, histories, pretrained and clustered parameters are bit-identical to
     each setting run alone with its skips in the module, and dec_skips is never trained."""
     model = CAE(SHAPE, n_embed=3, **BINARY_ARCH)
-    runs = [(None, 0), ("paper-text", 1)]
-    res = skip_sweep(model, images, 3, runs, **KW)
+    res = sweep
     assert res.labels.shape == (2, 96) and res.embedding.shape == (2, 96, 3) and res.pretrain_labels.shape == (2, 96)
     np.testing.assert_array_equal(res.params["dec_skips"], np.float32([[0.0, 1.0], [0.999, 0.001]]))
     x = jnp.asarray(images)
@@ -72,3 +79,38 @@ def test_skip_sweep_checks_its_input(images):
         skip_sweep(CAE((28, 28, 1), n_embed=3), images, 3, [(None, 0)], **KW)
     with pytest.raises(ValueError, match="traced_skips needs"):
         CAE(SHAPE, skip_weights=None, traced_skips=True).init(jax.random.key(0), jnp.zeros((1,) + SHAPE))
+
+
+def test_skip_sweep_resumes_from_its_checkpoints(images, sweep, tmp_path, monkeypatch):
+    """A sweep stopped right after its first pretraining checkpoint and again after its first
+    clustering checkpoint, then started again, ends as the uninterrupted sweep; a checkpoint
+    written by other runs is refused."""
+    from sdekc_jax.checkpoint import Checkpointer, CheckpointMismatch
+    model = CAE(SHAPE, n_embed=3, **BINARY_ARCH)
+    kw = {**KW, "checkpoint_dir": str(tmp_path / "ck")}
+
+    class Crash(Exception):
+        pass
+
+    orig, saved = Checkpointer.save, []
+    for phase in ("pretrain", "cluster", None):
+        def save(self, *a, _phase=phase, **k):
+            orig(self, *a, **k)
+            saved.append(self.path.stem)
+            if self.path.stem == _phase:
+                raise Crash
+        monkeypatch.setattr(Checkpointer, "save", save)
+        if phase is None:
+            res = skip_sweep(model, images, 3, RUNS, **kw)
+        else:
+            with pytest.raises(Crash):
+                skip_sweep(model, images, 3, RUNS, **kw)
+    monkeypatch.undo()
+    assert saved == ["pretrain", "pretrain", "cluster"]  # epoch 1 | epoch 2, the loop's one chunk | nothing left
+    np.testing.assert_array_equal(res.labels, sweep.labels)
+    np.testing.assert_array_equal(res.pretrain_labels, sweep.pretrain_labels)
+    chex.assert_trees_all_equal(res.params, sweep.params)
+    for a, b in zip(res.history, sweep.history):
+        chex.assert_trees_all_equal(a, b)
+    with pytest.raises(CheckpointMismatch, match="other settings"):
+        skip_sweep(model, images, 3, [(None, 0), ("paper-text", 2)], **kw)
