@@ -34,6 +34,7 @@ import numpy as np
 from .algorithm import cluster, embed_all_compiled
 from .cache import data_fingerprint
 from .checkpoint import Checkpointer
+from .methods.base import CACHE_FORMAT
 from .models import CAE, embed_fn, encoder_params
 from .pretrain import pretrain
 from .validation import check_fit_data, check_images, resolve_skips
@@ -95,7 +96,8 @@ def skip_sweep(model: CAE, x, n_clusters: int, runs: Sequence[tuple[Sequence[flo
 
     ckpt = {}
     if checkpoint_dir is not None:
-        spec = {"sweep": [[None if w is None else list(w), s] for w, s in runs], "model": _model_spec(traced),
+        spec = {"format": CACHE_FORMAT, "sweep": [[None if w is None else list(w), s] for w, s in runs],
+                "model": _model_spec(traced),
                 "data": data_fingerprint(x), "pretrain_epochs": pretrain_epochs, "batch_size": batch_size,
                 "learning_rate": learning_rate, "backend": jax.default_backend(), "jax": jax.__version__}
         loop_spec = {**spec, "max_iters": max_iters, "steps_per_iter": steps_per_iter, "tol": tol,
