@@ -17,7 +17,9 @@ computes the usual value, written so that the batched and the unbatched programs
   a product with a ones vector, as in :func:`add_bias` (one output channel padded to two, or XLA
   turns it back into a fused sum). That product agreed batched on every shape tried; it is still
   computed one run at a time under ``vmap`` (:func:`one_run_at_a_time`), so that each run calls
-  the matrix-vector product of the unbatched shapes, which costs next to nothing.
+  the matrix-vector product of the unbatched shapes. On CPU that costs nothing measurable (a
+  vmapped pretraining epoch of 5 runs on USPS: 3.62 s, with the plain sum 3.57 s); on
+  accelerators it adds a small loop of R products per layer and step (not measured).
 * :func:`adam`: ``optax.adam``'s update with the bias corrections multiplied in as reciprocals
   (optax divides by ``1 - b**t``, a scalar broadcast in one program and a per-seed vector
   broadcast in the other, and the two divisions compile differently). The gradient also passes
