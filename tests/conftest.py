@@ -35,3 +35,34 @@ def pytest_collection_modifyitems(config, items):
     """The tests marked slow first (stable order otherwise): xdist hands them out at the start, and
     the short tests fill the gaps, instead of one worker finishing a long test alone at the end."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture
+def run_with_crashes(monkeypatch):
+    """``run_with_crashes(call) -> (result, saved)``: calls ``call()`` three times. The first call
+    is stopped (an exception) right after its first pretraining checkpoint is written, the second
+    right after its first clustering checkpoint, the third runs to the end; ``saved`` lists the
+    checkpoints written (file stems), ``result`` is the third call's. For the resume tests."""
+    from sdekc_jax.checkpoint import Checkpointer
+
+    class Crash(Exception):
+        pass
+
+    def run(call):
+        orig, saved = Checkpointer.save, []
+        for phase in ("pretrain", "cluster", None):
+            def save(self, *a, _phase=phase, **k):
+                orig(self, *a, **k)
+                saved.append(self.path.stem)
+                if self.path.stem == _phase:
+                    raise Crash
+            monkeypatch.setattr(Checkpointer, "save", save)
+            if phase is None:
+                result = call()
+            else:
+                with pytest.raises(Crash):
+                    call()
+        monkeypatch.setattr(Checkpointer, "save", orig)
+        return result, saved
+
+    return run

@@ -111,32 +111,15 @@ def test_methods_share_the_estimators_input_checks():
         resolve_skips((np.inf, 1.0))
 
 
-def test_fit_resumes_from_its_checkpoints(tiny, tmp_path, monkeypatch):
+def test_fit_resumes_from_its_checkpoints(tiny, tmp_path, run_with_crashes):
     """A fit stopped right after its first pretraining checkpoint and again after its first
     clustering checkpoint, then fitted again, ends with the uninterrupted fit's labels; the
     checkpoints of other settings are refused."""
-    from sdekc_jax.checkpoint import Checkpointer, CheckpointMismatch
+    from sdekc_jax.checkpoint import CheckpointMismatch
     x, _ = tiny
     kw = dict(checkpoint_dir=str(tmp_path / "ck"))  # fit's settings: the other tests' compiled programs
     ref = fit(x)
-
-    class Crash(Exception):
-        pass
-
-    orig, saved = Checkpointer.save, []
-    for phase in ("pretrain", "cluster", None):
-        def save(self, *a, _phase=phase, **k):
-            orig(self, *a, **k)
-            saved.append(self.path.stem)
-            if self.path.stem == _phase:
-                raise Crash
-        monkeypatch.setattr(Checkpointer, "save", save)
-        if phase is None:
-            res = fit(x, **kw)
-        else:
-            with pytest.raises(Crash):
-                fit(x, **kw)
-    monkeypatch.undo()
+    res, saved = run_with_crashes(lambda: fit(x, **kw))
     # epoch 1 | epoch 2 (resumed), then the clustering's one chunk | nothing left to do
     assert saved == ["pretrain", "pretrain", "cluster"]
     np.testing.assert_array_equal(res.labels_, ref.labels_)

@@ -81,31 +81,14 @@ def test_skip_sweep_checks_its_input(images):
         CAE(SHAPE, skip_weights=None, traced_skips=True).init(jax.random.key(0), jnp.zeros((1,) + SHAPE))
 
 
-def test_skip_sweep_resumes_from_its_checkpoints(images, sweep, tmp_path, monkeypatch):
+def test_skip_sweep_resumes_from_its_checkpoints(images, sweep, tmp_path, run_with_crashes):
     """A sweep stopped right after its first pretraining checkpoint and again after its first
     clustering checkpoint, then started again, ends as the uninterrupted sweep; a checkpoint
     written by other runs is refused."""
-    from sdekc_jax.checkpoint import Checkpointer, CheckpointMismatch
+    from sdekc_jax.checkpoint import CheckpointMismatch
     model = CAE(SHAPE, n_embed=3, **BINARY_ARCH)
     kw = {**KW, "checkpoint_dir": str(tmp_path / "ck")}
-
-    class Crash(Exception):
-        pass
-
-    orig, saved = Checkpointer.save, []
-    for phase in ("pretrain", "cluster", None):
-        def save(self, *a, _phase=phase, **k):
-            orig(self, *a, **k)
-            saved.append(self.path.stem)
-            if self.path.stem == _phase:
-                raise Crash
-        monkeypatch.setattr(Checkpointer, "save", save)
-        if phase is None:
-            res = skip_sweep(model, images, 3, RUNS, **kw)
-        else:
-            with pytest.raises(Crash):
-                skip_sweep(model, images, 3, RUNS, **kw)
-    monkeypatch.undo()
+    res, saved = run_with_crashes(lambda: skip_sweep(model, images, 3, RUNS, **kw))
     assert saved == ["pretrain", "pretrain", "cluster"]  # epoch 1 | epoch 2, the loop's one chunk | nothing left
     np.testing.assert_array_equal(res.labels, sweep.labels)
     np.testing.assert_array_equal(res.pretrain_labels, sweep.pretrain_labels)
