@@ -186,7 +186,7 @@ def run_loop(refresh: Callable, loss: Callable, params: Any, x: jax.Array, key: 
     """
     if max_iters < 1 or steps_per_iter < 0 or batch_size < 1 or chunk_size < 1:
         raise ValueError("max_iters, batch_size and chunk_size must be >= 1 and steps_per_iter >= 0")
-    if not any(record_labels is v for v in (False, True)) and record_labels != "first":
+    if record_labels not in (False, True, "first"):
         raise ValueError(f"record_labels must be False, True or 'first', got {record_labels!r}")
     x = jnp.asarray(x, jnp.float32)
     split = jax.vmap(jax.random.split) if vmapped else jax.random.split
