@@ -113,31 +113,43 @@ def parse_w(value: str) -> float | None:
     return None if value == "none" else float(value)
 
 
+def _base(w_enc, dim: int, seed: int) -> dict:
+    return {"w_enc": w_enc, "w_dec": None if w_enc is None else 1.0 - w_enc, "embedding_dim": dim, "seed": seed}
+
+
+def _finished_cell(base: dict, y, pre_labels, labels, *, n_iter: int, converged: bool, config: dict, seconds: dict,
+                   cache_hit: bool, final_mse: float, t0: float, **extra) -> dict:
+    """A finished cell: metrics after pretraining and after clustering, run records, budget."""
+    method = get_method("sdekc")
+    pre, post = evaluate(y, pre_labels), evaluate(y, labels)
+    cell = {**base, **{f"pre_{k}": v for k, v in pre.items()}, **post, "n_iter": n_iter, "converged": converged,
+            "pretrain_seconds": seconds["pretrain"], "cluster_seconds": seconds["cluster"],
+            "pretrain_cache_hit": cache_hit, "final_pretrain_mse": final_mse, "config": config,
+            "wall_seconds": time.perf_counter() - t0, **extra}
+    cell["budget"] = table3.describe_budget(method, "usps", {k: config[k] for k in ("pretrain_epochs", "max_iters")
+                                                             if config[k] != method.config("usps")[k]}, converged)
+    return cell
+
+
 def run_cell(w_enc, dim, seed, x, y, *, cache, overrides, progress, checkpoint_dir) -> dict:
     """SDEKC with the given skips and embedding size: metrics after pretraining and after clustering."""
     skips = "none" if w_enc is None else (w_enc, 1.0 - w_enc)
     t0 = time.perf_counter()
     print(f"[{time.strftime('%H:%M:%S')}] {cell_key(w_enc, dim, seed)} {overrides or 'paper budget'}",
           file=sys.stderr, flush=True)
-    base = {"w_enc": w_enc, "w_dec": None if w_enc is None else 1.0 - w_enc, "embedding_dim": dim, "seed": seed}
+    base = _base(w_enc, dim, seed)
     try:
         r = run("sdekc", x, int(y.max()) + 1, seed=seed, dataset="usps", cache=cache, verbose=progress,
                 record_labels="first", checkpoint_dir=str(checkpoint_dir), skips=skips, embedding_dim=dim, **overrides)
     except Exception as e:  # keep going; the cell is retried next run
         traceback.print_exc()
         return {**base, "error": f"{type(e).__name__}: {e}"}
-    pre = evaluate(y, r.history["labels"][0])
-    post = evaluate(y, r.labels)
-    cell = {**base, **{f"pre_{k}": v for k, v in pre.items()}, **post, "n_iter": r.n_iter, "converged": r.converged,
-            "pretrain_seconds": r.timings["pretrain"], "cluster_seconds": r.timings["cluster"],
-            "pretrain_cache_hit": r.pretrain_cache_hit, "final_pretrain_mse": float(r.history["pretrain_loss"][-1]),
-            "config": r.config, "wall_seconds": time.perf_counter() - t0}
-    cell["budget"] = table3.describe_budget(get_method("sdekc"), "usps",
-                                            {k: r.config[k] for k in ("pretrain_epochs", "max_iters")
-                                             if r.config[k] != get_method("sdekc").config("usps")[k]}, r.converged)
+    cell = _finished_cell(base, y, r.history["labels"][0], r.labels, n_iter=r.n_iter, converged=r.converged,
+                          config=r.config, seconds=r.timings, cache_hit=r.pretrain_cache_hit,
+                          final_mse=float(r.history["pretrain_loss"][-1]), t0=t0)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    print(f"    after pretraining ACC {pre['acc']:.4f} NMI {pre['nmi']:.4f}; after clustering ACC {post['acc']:.4f} "
-          f"NMI {post['nmi']:.4f} ({r.n_iter} it, pretrain {r.timings['pretrain']:.0f} s"
+    print(f"    after pretraining ACC {cell['pre_acc']:.4f} NMI {cell['pre_nmi']:.4f}; after clustering ACC "
+          f"{cell['acc']:.4f} NMI {cell['nmi']:.4f} ({r.n_iter} it, pretrain {r.timings['pretrain']:.0f} s"
           f"{' cached' if r.pretrain_cache_hit else ''}, cluster {r.timings['cluster']:.0f} s)", file=sys.stderr, flush=True)
     return cell
 
@@ -155,7 +167,7 @@ def run_group(todo: list[tuple[float | None, int]], dim: int, x, y, *, overrides
     cfgs = [method.config("usps", skips="none" if w is None else (w, 1.0 - w), embedding_dim=dim, **overrides)
             for w, _ in todo]
     cfg = cfgs[0]
-    bases = [{"w_enc": w, "w_dec": None if w is None else 1.0 - w, "embedding_dim": dim, "seed": s} for w, s in todo]
+    bases = [_base(w, dim, s) for w, s in todo]
     try:
         r = skip_sweep(CAE(tuple(x.shape[1:]), n_embed=dim), x, k,
                        [(None if w is None else (w, 1.0 - w), s) for w, s in todo],
@@ -168,16 +180,11 @@ def run_group(todo: list[tuple[float | None, int]], dim: int, x, y, *, overrides
         return {cell_key(w, dim, s): {**b, "error": f"{type(e).__name__}: {e}"} for (w, s), b in zip(todo, bases)}
     out = {}
     for i, ((w, s), base) in enumerate(zip(todo, bases)):
-        pre, post = evaluate(y, r.pretrain_labels[i]), evaluate(y, r.labels[i])
-        n_iter, converged = int(r.n_iter[i]), bool(r.converged[i])
-        cell = {**base, **{f"pre_{m}": v for m, v in pre.items()}, **post, "n_iter": n_iter, "converged": converged,
-                "pretrain_seconds": r.seconds["pretrain"], "cluster_seconds": r.seconds["cluster"],
-                "pretrain_cache_hit": False, "final_pretrain_mse": float(r.history[i]["pretrain_loss"][-1]),
-                "config": cfgs[i], "wall_seconds": time.perf_counter() - t0, "vmapped_group": len(todo)}
-        cell["budget"] = table3.describe_budget(method, "usps", {m: cfgs[i][m] for m in ("pretrain_epochs", "max_iters")
-                                                                if cfgs[i][m] != method.config("usps")[m]}, converged)
-        print(f"    {cell_key(w, dim, s)}: after pretraining ACC {pre['acc']:.4f} NMI {pre['nmi']:.4f}; after "
-              f"clustering ACC {post['acc']:.4f} NMI {post['nmi']:.4f} ({n_iter} it)", file=sys.stderr, flush=True)
+        cell = _finished_cell(base, y, r.pretrain_labels[i], r.labels[i], n_iter=int(r.n_iter[i]),
+                              converged=bool(r.converged[i]), config=cfgs[i], seconds=r.seconds, cache_hit=False,
+                              final_mse=float(r.history[i]["pretrain_loss"][-1]), t0=t0, vmapped_group=len(todo))
+        print(f"    {cell_key(w, dim, s)}: after pretraining ACC {cell['pre_acc']:.4f} NMI {cell['pre_nmi']:.4f}; after "
+              f"clustering ACC {cell['acc']:.4f} NMI {cell['nmi']:.4f} ({cell['n_iter']} it)", file=sys.stderr, flush=True)
         out[cell_key(w, dim, s)] = cell
     print(f"    group: pretrain {r.seconds['pretrain']:.0f} s, cluster {r.seconds['cluster']:.0f} s", file=sys.stderr,
           flush=True)
