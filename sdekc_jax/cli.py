@@ -215,9 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out: finished seeds are kept, an unfinished one continues from its "
                         "last checkpoint (same command line required)")
     r.add_argument("--vmap-seeds", action="store_true",
-                   help="train all --seeds as one vmapped program (each seed draws the same random numbers and takes "
-                        "the same steps as alone; on CPU the results are bit-identical; seeds found in the pretraining cache "
-                        "are read from it, the others are pretrained together and stored)")
+                   help="train all --seeds as one vmapped program (jax.vmap of the same run over the seeds' keys; "
+                        "the results agree with seed-by-seed runs statistically, not bit for bit; seeds found in the "
+                        "pretraining cache are read from it, the others are pretrained together and stored)")
     r.add_argument("--checkpoint-every", type=int, default=1,
                    help="save pretraining every N epochs and the clustering loop every N chunks of iterations "
                         "(in <out>/checkpoints/seed<k>/, removed when the seed's result is saved)")

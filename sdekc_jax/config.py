@@ -1,6 +1,10 @@
 """Settings of the paper as data: skip-weight presets, defaults and published numbers."""
 from __future__ import annotations
 
+import dataclasses
+import math
+import numbers
+
 # (w_enc, w_dec) of the two weighted additive skips; None = no skips (DEKM's CAE).
 # "swapped" is our default: 0.001 on the encoder feature, 0.999 on the decoder feature. The
 # paper's text reads the other way round ("paper-text"); measured, that reading lets the
@@ -12,15 +16,112 @@ SKIP_PRESETS: dict[str, tuple[float, float] | None] = {
 }
 DEFAULT_SKIPS = "swapped"
 
-# The paper's protocol (Section 4): pretraining and clustering phase.
-PAPER_PROTOCOL = dict(
-    pretrain_epochs=200,   # Adam, lr 1e-3, b1 0.9, b2 0.999
-    batch_size=256,
-    learning_rate=1e-3,
-    steps_per_iter=40,     # DEKM's update interval
-    max_iters=1000,
-    tol=0.001,             # stop when < 0.1% of the points change cluster
-)
+ARCHS = ("cae", "arae", "dense", "none")
+CLUSTERINGS = ("dekm", "dec", "kmeans")
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one run (init -> pretraining -> clustering phase); the defaults
+    are the paper's protocol for SDEKC (Section 4). ``make_run(cfg)`` turns it into a pure
+    function, ``fit(cfg, ...)`` into a host-driven run with progress, checkpoints and a cache.
+
+    The autoencoder: ``arch`` is ``"cae"`` (DEKM / SDEKC), ``"arae"`` (residual encoder),
+    ``"dense"`` (DEC's d-500-500-2000-10) or ``"none"`` (raw pixels); ``embedding_dim`` None means
+    ``n_clusters``. Pretraining: reconstruction MSE, Adam(``learning_rate``, 0.9, 0.999),
+    ``pretrain_epochs`` epochs of mini-batches of ``batch_size``. Clustering: ``"dekm"``
+    (Algorithm 1), ``"dec"`` (DEC's KL loss, plus the reconstruction MSE when
+    ``dec_reconstruction``: IDEC) or ``"kmeans"`` (K-means on the pretrained embedding, no
+    fine-tuning); refresh every ``steps_per_iter`` optimiser steps, stop when fewer than
+    ``tol * n`` points change cluster or after ``max_iters`` refreshes. The clustering optimiser
+    is ``cluster_optimizer`` (``"adam"`` or ``"sgd"``, with ``cluster_momentum``) at
+    ``cluster_learning_rate`` (None: ``learning_rate``). ``record_labels`` keeps every
+    iteration's labels in the history (memory ``max_iters * n``).
+    """
+
+    n_clusters: int = 10
+    image_shape: tuple[int, int, int] = (28, 28, 1)
+    arch: str = "cae"
+    embedding_dim: int | None = None
+    filters: tuple[int, ...] = (32, 64, 128)
+    kernels: tuple[int, ...] = (5, 5, 3)
+    hidden: tuple[int, ...] = (500, 500, 2000)
+    activation: str = "relu"
+    pretrain_epochs: int = 200          # Adam, lr 1e-3, b1 0.9, b2 0.999
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    clustering: str = "dekm"
+    max_iters: int = 1000
+    steps_per_iter: int = 40            # DEKM's update interval
+    tol: float = 0.001                  # stop when < 0.1% of the points change cluster
+    cluster_optimizer: str = "adam"
+    cluster_learning_rate: float | None = None
+    cluster_momentum: float = 0.0
+    kmeans_n_init: int = 10
+    kmeans_max_iter: int = 300
+    dec_alpha: float = 1.0
+    dec_gamma: float = 1.0
+    dec_reconstruction: bool = False
+    record_labels: bool = False
+    embed_batch_size: int = 1024
+
+    def __post_init__(self):
+        set_ = lambda k, v: object.__setattr__(self, k, v)
+        for k in ("image_shape", "filters", "kernels", "hidden"):
+            set_(k, tuple(int(v) for v in getattr(self, k)))
+        ints = {"n_clusters": 2, "pretrain_epochs": 0, "batch_size": 1, "max_iters": 1, "steps_per_iter": 0,
+                "kmeans_n_init": 1, "kmeans_max_iter": 1, "embed_batch_size": 1}
+        for k, lo in ints.items():
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
+                raise ValueError(f"RunConfig.{k} must be an integer >= {lo}, got {v!r}")
+            set_(k, int(v))
+        if self.embedding_dim is not None:
+            if isinstance(self.embedding_dim, bool) or not isinstance(self.embedding_dim, numbers.Integral) \
+                    or self.embedding_dim < 1:
+                raise ValueError(f"RunConfig.embedding_dim must be None or an integer >= 1, got {self.embedding_dim!r}")
+            set_("embedding_dim", int(self.embedding_dim))
+        for k, allowed in (("arch", ARCHS), ("clustering", CLUSTERINGS), ("cluster_optimizer", OPTIMIZERS),
+                           ("activation", ("relu", "tanh"))):
+            if getattr(self, k) not in allowed:
+                raise ValueError(f"RunConfig.{k} must be one of {list(allowed)}, got {getattr(self, k)!r}")
+        for k in ("learning_rate", "dec_alpha", "dec_gamma") + (("cluster_learning_rate",)
+                                                                 if self.cluster_learning_rate is not None else ()):
+            v = getattr(self, k)
+            if not (isinstance(v, numbers.Real) and math.isfinite(v) and v > 0):
+                raise ValueError(f"RunConfig.{k} must be a positive finite number, got {v!r}")
+        if not (isinstance(self.tol, numbers.Real) and 0 <= self.tol < 1):
+            raise ValueError(f"RunConfig.tol is a fraction of the points in [0, 1), got {self.tol!r}")
+        if not (isinstance(self.cluster_momentum, numbers.Real) and 0 <= self.cluster_momentum < 1):
+            raise ValueError(f"RunConfig.cluster_momentum must be in [0, 1), got {self.cluster_momentum!r}")
+        if len(self.image_shape) != 3:
+            raise ValueError(f"RunConfig.image_shape must be (H, W, C), got {self.image_shape}")
+        if self.arch == "none" and self.clustering != "kmeans":
+            raise ValueError("RunConfig.arch='none' (raw pixels) has nothing to train: use clustering='kmeans'")
+
+    @property
+    def embed_dim(self) -> int:
+        """The size of the embedding (``embedding_dim``, or ``n_clusters`` when None)."""
+        if self.arch == "none":
+            return math.prod(self.image_shape)
+        return self.embedding_dim or self.n_clusters
+
+    @property
+    def cluster_lr(self) -> float:
+        return self.learning_rate if self.cluster_learning_rate is None else self.cluster_learning_rate
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """JSON-able fields (tuples as lists), e.g. for checkpoint specs and results files."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+# The paper's protocol (Section 4), as RunConfig's defaults.
+PAPER_PROTOCOL = {k: getattr(RunConfig(), k) for k in (
+    "pretrain_epochs", "batch_size", "learning_rate", "steps_per_iter", "max_iters", "tol")}
 
 # The paper's Table 3 as data: (ACC, NMI) per method (our method names) and data set (our loader
 # names). Every cell of the table is listed; a cell is None until its number is transcribed from a

@@ -1,20 +1,17 @@
-"""scikit-learn style estimator: pretraining + Algorithm 1, composed from the pure pieces."""
+"""scikit-learn style estimator: the run of :func:`sdekc_jax.run.fit`, with scikit-learn's conventions."""
 from __future__ import annotations
 
 import inspect
-import time
-from pathlib import Path
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from .algorithm import cluster, embed_all_compiled
-from .cache import data_fingerprint
-from .checkpoint import Checkpointer
+from .config import RunConfig
 from .kmeans import assign
-from .models import CAE, check_image_shape, embed_fn, encoder_params
-from .pretrain import pretrain
+from .models import check_image_shape
+from .run import fit, make_embed
 from .validation import check_fit_data, check_images, resolve_skips  # noqa: F401  (check_images: public here too)
 
 
@@ -25,7 +22,8 @@ class SDEKC:
     ``skip_weights`` is ``(w_enc, w_dec)``, a preset name or None (no skips: DEKM).
 
     After ``fit``: ``labels_``, ``cluster_centers_`` (embedding space), ``n_iter_``,
-    ``converged_``, ``params_`` (all CAE parameters), ``history_`` (pretraining loss per epoch and,
+    ``converged_``, ``params_`` (``{"encoder", "decoder"}``), ``config_`` (the
+    :class:`~sdekc_jax.config.RunConfig` that ran), ``history_`` (pretraining loss per epoch and,
     per clustering iteration, the number of changed labels, the K-means loss and the greedy loss),
     ``timings_`` (seconds for pretraining and clustering).
 
@@ -35,6 +33,9 @@ class SDEKC:
     ends with the labels of an uninterrupted fit. The checkpoints name the settings and the data
     they belong to: those of another fit are refused (``CheckpointMismatch``), not reused. They are
     kept after ``fit`` (a repeated ``fit`` then returns at once); delete the folder to start over.
+
+    ``fit`` is :func:`sdekc_jax.run.fit` on :meth:`config`: the same run as
+    ``jax.jit(make_run(est.config(image_shape)))(jax.random.key(seed), x, skip_weights)``.
     """
 
     def __init__(self, n_clusters: int, *, skip_weights: str | Sequence[float] | None = (0.001, 0.999),
@@ -57,63 +58,31 @@ class SDEKC:
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
 
-    def _check_params(self, x: np.ndarray) -> None:
-        check_fit_data(x, self.n_clusters)
-        for name in ("pretrain_epochs", "steps_per_iter"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        for name in ("batch_size", "max_iters", "kmeans_n_init"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
-        if not 0 <= self.tol < 1:
-            raise ValueError(f"tol is a fraction of points in [0, 1), got {self.tol!r}")
-
-    def _model(self, image_shape) -> CAE:
-        return CAE(tuple(image_shape), self.embedding_dim or self.n_clusters, skip_weights=resolve_skips(self.skip_weights))
+    def config(self, image_shape) -> RunConfig:
+        """The :class:`~sdekc_jax.config.RunConfig` of a fit on images of ``image_shape``."""
+        return RunConfig(n_clusters=self.n_clusters, image_shape=tuple(image_shape), embedding_dim=self.embedding_dim,
+                         pretrain_epochs=self.pretrain_epochs, batch_size=self.batch_size,
+                         learning_rate=self.learning_rate, max_iters=self.max_iters,
+                         steps_per_iter=self.steps_per_iter, tol=self.tol, kmeans_n_init=self.kmeans_n_init)
 
     def fit(self, X, y=None) -> "SDEKC":
         x = check_images(X)
-        self._check_params(x)
+        check_fit_data(x, self.n_clusters)
         check_image_shape(x.shape[1:])
-        model = self._model(x.shape[1:])
-        init_key, pre_key, cl_key, _ = jax.random.split(jax.random.key(self.seed), 4)
-        params = jax.jit(lambda k: model.init(k, x[:1])["params"])(init_key)  # one program, not dozens of eager ops
-        ckpt = self._checkpoints(x)
-        t0 = time.perf_counter()
-        params, pre_loss = pretrain(model, params, x, pre_key, epochs=self.pretrain_epochs, batch_size=self.batch_size,
-                                    learning_rate=self.learning_rate, verbose=self.verbose,
-                                    checkpoint=ckpt.get("pretrain"))
-        t1 = time.perf_counter()
-        res = cluster(embed_fn(model), encoder_params(params), x, self.n_clusters, cl_key,
-                      max_iters=self.max_iters, steps_per_iter=self.steps_per_iter, batch_size=self.batch_size,
-                      learning_rate=self.learning_rate, tol=self.tol, kmeans_n_init=self.kmeans_n_init,
-                      verbose=self.verbose, checkpoint=ckpt.get("cluster"))
-        t2 = time.perf_counter()
-        self.model_ = model
-        self.params_ = {**params, **res.params}
-        self.labels_ = res.labels
-        self.cluster_centers_ = res.centers
-        self.n_iter_ = res.n_iter
-        self.converged_ = res.converged
-        self.history_ = {"pretrain_loss": pre_loss, **res.history}
-        self.timings_ = {"pretrain": t1 - t0, "cluster": t2 - t1}
+        cfg = self.config(x.shape[1:])
+        skips = resolve_skips(self.skip_weights)
+        f = fit(cfg, x, jax.random.key(self.seed), None if skips is None else jnp.asarray(skips, jnp.float32),
+                checkpoint_dir=self.checkpoint_dir, checkpoint_every=self.checkpoint_every, verbose=self.verbose)
+        r = f.result
+        self.config_ = cfg
+        self.params_ = r.params
+        self.labels_ = np.asarray(r.labels)
+        self.cluster_centers_ = np.asarray(r.centers)
+        self.n_iter_ = int(r.n_iter)
+        self.converged_ = bool(r.converged)
+        self.history_ = {"pretrain_loss": r.pretrain_loss, **{k: v[:self.n_iter_] for k, v in r.history.items()}}
+        self.timings_ = f.timings
         return self
-
-    def _checkpoints(self, x: np.ndarray) -> dict:
-        if self.checkpoint_dir is None:
-            return {}
-        settings = {k: v for k, v in self.get_params().items() if k not in ("verbose", "checkpoint_dir",
-                                                                            "checkpoint_every")}
-        settings["skip_weights"] = resolve_skips(self.skip_weights)
-        pre = ("n_clusters", "skip_weights", "embedding_dim", "pretrain_epochs", "batch_size", "learning_rate", "seed")
-        data = data_fingerprint(x)
-        specs = {"pretrain": {k: settings[k] for k in pre}, "cluster": settings}  # the clustering depends on all
-        root = Path(self.checkpoint_dir)
-        return {phase: Checkpointer(root / f"{phase}.msgpack", {"estimator": "SDEKC", "phase": phase, "data": data,
-                                                                 "settings": spec}, every=self.checkpoint_every)
-                for phase, spec in specs.items()}
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's arguments (scikit-learn's convention)."""
@@ -127,13 +96,13 @@ class SDEKC:
         """The embedding z of each image (n, embedding_dim)."""
         self._check_fitted()
         x = check_images(X)
-        if x.shape[1:] != tuple(self.model_.image_shape):
-            raise ValueError(f"X has images of shape {x.shape[1:]}, the model was fitted on {tuple(self.model_.image_shape)}")
-        return np.asarray(embed_all_compiled(embed_fn(self.model_))(encoder_params(self.params_), jax.numpy.asarray(x)))
+        if x.shape[1:] != self.config_.image_shape:
+            raise ValueError(f"X has images of shape {x.shape[1:]}, the model was fitted on {self.config_.image_shape}")
+        return np.asarray(make_embed(self.config_)(self.params_["encoder"], jnp.asarray(x)))
 
     def predict(self, X) -> np.ndarray:
         """Nearest cluster centre in the embedding space."""
-        return np.asarray(assign(jax.numpy.asarray(self.transform(X)), jax.numpy.asarray(self.cluster_centers_))[0])
+        return np.asarray(assign(jnp.asarray(self.transform(X)), jnp.asarray(self.cluster_centers_))[0])
 
     def fit_predict(self, X, y=None) -> np.ndarray:
         return self.fit(X).labels_

@@ -1,23 +1,21 @@
 """Convolution layers of the autoencoders, each behind one small pure function.
 
-Every convolution of the model goes through :func:`conv_down` (strided convolution) or
-:func:`conv_up` (strided transposed convolution). Their parameters use the layout of
-``flax.linen.Conv`` / ``flax.linen.ConvTranspose`` (``kernel`` of shape ``(kh, kw, in, out)``
-and ``bias`` of shape ``(out,)``), so a faster formulation that computes exactly the same
-function can be swapped in without touching checkpoints or the model code.
+Every convolution of the models goes through :func:`conv_down` (strided convolution) or
+:func:`conv_up` (strided transposed convolution), and every dense layer through :func:`dense`.
+Their parameters use the layout of ``flax.linen.Conv`` / ``ConvTranspose`` / ``Dense``
+(``kernel`` of shape ``(kh, kw, in, out)`` or ``(in, out)`` and ``bias`` of shape ``(out,)``), so
+a formulation that computes the same function can be swapped in without touching checkpoints or
+the model code.
 """
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .vmap_exact import add_bias, add_channel_bias
 
 Padding = str  # "SAME" or "VALID"
 _DIMS = ("NHWC", "HWIO", "NHWC")
@@ -26,7 +24,7 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 def conv_down_lax(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, padding: Padding) -> jax.Array:
     """Reference strided convolution: ``lax.conv_general_dilated`` (``flax.linen.Conv`` semantics)."""
     y = lax.conv_general_dilated(x, kernel, (stride, stride), padding, dimension_numbers=_DIMS)
-    return add_channel_bias(y, bias)
+    return y + bias
 
 
 def conv_up_lax(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, padding: Padding) -> jax.Array:
@@ -35,7 +33,7 @@ def conv_up_lax(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, p
     Output size: ``in * stride`` for "SAME", ``(in - 1) * stride + k`` for "VALID".
     """
     y = lax.conv_transpose(x, kernel, (stride, stride), padding, dimension_numbers=_DIMS)
-    return add_channel_bias(y, bias)
+    return y + bias
 
 
 # --- The same functions as patch extraction + one matrix product ------------------------------
@@ -70,7 +68,7 @@ def conv_down_im2col(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: i
     oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
     p = _patches(x, kh, kw, oh, ow, stride)
     y = jnp.dot(p.reshape(-1, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
-    return add_channel_bias(y.reshape(n, oh, ow, cout), bias)
+    return y.reshape(n, oh, ow, cout) + bias
 
 
 def _transpose_padding(k: int, s: int, padding: Padding) -> tuple[int, int]:
@@ -132,7 +130,7 @@ def conv_up_subpixel(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: i
     p = _patches(xp, wh, ww, qh, qw, 1, start=(sh, sw))
     y = jnp.dot(p.reshape(-1, wh * ww * cin), kc)
     y = y.reshape(n, qh, qw, s, s, cout).transpose(0, 1, 3, 2, 4, 5).reshape(n, qh * s, qw * s, cout)
-    return add_channel_bias(y[:, :oh, :ow], bias)
+    return y[:, :oh, :ow] + bias
 
 
 # --- Gather / overlap-add pairs: every pass of every layer is a gather plus one product --------
@@ -232,7 +230,7 @@ def conv_down_gather(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: i
     oh, ow = conv_out_size(H, kh, stride, padding), conv_out_size(W, kw, stride, padding)
     p = window_gather(x, kh, kw, stride, -ph, -pw, oh, ow)
     y = jnp.dot(p.reshape(-1, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
-    return add_channel_bias(y.reshape(n, oh, ow, cout), bias)
+    return y.reshape(n, oh, ow, cout) + bias
 
 
 def conv_up_overlap(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, padding: Padding) -> jax.Array:
@@ -246,7 +244,7 @@ def conv_up_overlap(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: in
     # lax.conv_transpose: o = s*i + pa - a; with the taps reversed (a' = k-1-a), o = s*i + a' + pa-k+1.
     kf = kernel[::-1, ::-1].transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
     p = jnp.dot(x.reshape(-1, cin), kf).reshape(n, h, w, kh, kw, cout)
-    return add_channel_bias(overlap_add(p, stride, pah - kh + 1, paw - kw + 1, oh, ow), bias)
+    return overlap_add(p, stride, pah - kh + 1, paw - kw + 1, oh, ow) + bias
 
 
 # The implementations the models use by default.
@@ -268,43 +266,13 @@ def conv_up_out_size(size: int, kernel: int, stride: int, padding: Padding) -> i
     return (size - 1) * stride + kernel
 
 
-class Dense(nn.Module):
-    """``flax.linen.Dense`` (same parameters, initialisation and value) with :func:`add_bias`."""
-
-    features: int
-    kernel_init: Callable = nn.linear.default_kernel_init
-    bias_init: Callable = nn.initializers.zeros
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
-        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
-        y = lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
-        return add_bias(y, bias)
+def dense(params: dict, x: jax.Array) -> jax.Array:
+    """``x @ kernel + bias`` over the last axis of ``x`` (``flax.linen.Dense``'s function)."""
+    return jnp.dot(x, params["kernel"]) + params["bias"]
 
 
-class Conv(nn.Module):
-    """A (transposed) strided convolution whose computation is a swappable pure function."""
-
-    features: int
-    kernel_size: int
-    stride: int = 2
-    padding: Padding = "SAME"
-    transpose: bool = False
-    kernel_init: Callable = nn.initializers.xavier_uniform()
-    bias_init: Callable = nn.initializers.zeros
-    impl: Callable | None = None  # same signature as conv_down / conv_up
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        k = self.kernel_size
-        kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
-        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
-        fn = self.impl or (conv_up if self.transpose else conv_down)
-        return fn(x, kernel, bias, self.stride, self.padding)
-
-
-def weighted_skip(encoder_feature: jax.Array, decoder_feature: jax.Array, weights: Sequence[float]) -> jax.Array:
-    """The paper's weighted additive skip: ``w_enc * encoder_feature + w_dec * decoder_feature``."""
-    w_enc, w_dec = weights
+def weighted_skip(encoder_feature: jax.Array, decoder_feature: jax.Array, weights) -> jax.Array:
+    """The paper's weighted additive skip: ``w_enc * encoder_feature + w_dec * decoder_feature``.
+    ``weights`` is ``(w_enc, w_dec)``: numbers or a traced array of shape (2,)."""
+    w_enc, w_dec = weights[0], weights[1]
     return w_enc * encoder_feature + w_dec * decoder_feature

@@ -14,10 +14,10 @@ The results are those of a single device up to float reassociation of those redu
 with 4 forced CPU devices in ``tests/test_parallel.py``). Outside the block nothing changes.
 
     import jax
+    from sdekc_jax import RunConfig, fit
     from sdekc_jax.parallel import data_mesh, data_parallel
     with data_parallel(data_mesh()):            # all local devices
-        params, losses = pretrain(model, params, x, key)
-        result = cluster(embed, encoder_params(params), x, k, key2)
+        fitted = fit(cfg, x, jax.random.key(0))
 
 On a multi-host TPU slice call ``jax.distributed.initialize()`` first on every host (see the
 README, "Several devices"); ``data_mesh()`` then spans the devices of all hosts.

@@ -1,8 +1,11 @@
-"""Reconstruction pretraining (Eq. 5): MSE, Adam, one jitted ``lax.scan`` per epoch.
+"""Reconstruction pretraining (Eq. 5): MSE, Adam, one ``lax.scan`` over the mini-batches per epoch.
 
-The train state is a plain dict ``{"params", "opt_state", "step"}``. Each epoch shuffles
-with ``fold_in(key, epoch)``; the ragged last batch is kept and masked, so every sample is
-seen once per epoch (as Keras' ``fit`` does in the DEKM reference code).
+The pure piece is :func:`make_epoch`: ``epoch(state, x, key, epoch, skip_weights) -> (state,
+mean_loss)``, with the train state a plain dict ``{"params", "opt_state", "step"}``. Epoch ``e``
+shuffles with ``fold_in(key, e)``; the ragged last batch is kept and masked, so every sample is
+seen once per epoch (as Keras' ``fit`` does in the DEKM reference code). ``make_run`` scans it
+over the epochs; :func:`drive_epochs` runs the same function one jitted epoch at a time with a
+progress bar, checkpoints and, for data sets larger than memory, streaming.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .vmap_exact import adam
+from .models import reconstruct
 from .parallel import replicate, shard_batch
 from .progress import progress
 
@@ -26,11 +29,6 @@ def batch_plan(key: jax.Array, n: int, batch_size: int, shuffle: bool = True) ->
     idx = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(n_batches, batch_size)
     mask = (jnp.arange(n_batches * batch_size) < n).astype(jnp.float32).reshape(n_batches, batch_size)
     return idx, mask
-
-
-def _first(key: jax.Array) -> jax.Array:
-    """The key itself, or the first of an array of keys (vmapped runs share the chunk order)."""
-    return key if jnp.ndim(key) == 0 else key[0]
 
 
 class SyntheticImages:
@@ -81,32 +79,34 @@ def masked_mean(per_sample: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(per_sample * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def reconstruction_loss(model, params, x, mask):
+def reconstruction_loss(params: dict, x: jax.Array, mask: jax.Array, skip_weights=None, activation: str = "relu"):
     """Mean squared reconstruction error over the unmasked samples of a batch."""
-    x_hat, _ = model.apply({"params": params}, x)
+    x_hat, _ = reconstruct(params, x, skip_weights, activation=activation)
     per_sample = jnp.mean(jnp.square(x_hat - x).reshape(x.shape[0], -1), axis=1)
     return masked_mean(per_sample, mask)
+
+
+def adam(learning_rate: float) -> optax.GradientTransformation:
+    """The paper's optimiser: ``optax.adam(learning_rate, b1=0.9, b2=0.999)``."""
+    return optax.adam(learning_rate, b1=0.9, b2=0.999)
 
 
 def init_state(params: Any, tx: optax.GradientTransformation) -> dict:
     return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
 
 
-def make_epoch_fn(model, tx: optax.GradientTransformation, batch_size: int, *, vmapped: bool = False) -> Callable:
-    """``epoch(state, x, key, epoch) -> (state, mean_loss)``: one pass over ``x``, jitted.
+def make_epoch(tx: optax.GradientTransformation, batch_size: int, activation: str = "relu") -> Callable:
+    """``epoch(state, x, key, epoch, skip_weights) -> (state, mean_loss)``: one pass over ``x``
+    in shuffled mini-batches (pure; jit or vmap it as you like)."""
 
-    ``vmapped=True``: ``state`` and ``key`` carry a leading axis (one model per entry, e.g. per
-    seed), ``x`` and ``epoch`` are shared, and the loss is one value per model: all models train
-    in one compiled program (``jax.vmap``).
-    """
-
-    def epoch_fn(state, x, key, epoch):
+    def epoch_fn(state, x, key, epoch, skip_weights=None):
         idx, mask = batch_plan(jax.random.fold_in(key, epoch), x.shape[0], batch_size)
 
         def step(state, batch):
             b_idx, b_mask = batch
             xb = shard_batch(x[b_idx])  # data-parallel over the active mesh, if any (sdekc_jax.parallel)
-            loss, grads = jax.value_and_grad(lambda p: reconstruction_loss(model, p, xb, b_mask))(state["params"])
+            loss_fn = lambda p: reconstruction_loss(p, xb, b_mask, skip_weights, activation)
+            loss, grads = jax.value_and_grad(loss_fn)(state["params"])
             updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
             params = optax.apply_updates(state["params"], updates)
             return {"params": params, "opt_state": opt_state, "step": state["step"] + 1}, loss * jnp.sum(b_mask)
@@ -114,9 +114,7 @@ def make_epoch_fn(model, tx: optax.GradientTransformation, batch_size: int, *, v
         state, losses = jax.lax.scan(step, state, (idx, mask))
         return state, jnp.sum(losses) / x.shape[0]
 
-    if vmapped:
-        epoch_fn = jax.vmap(epoch_fn, in_axes=(0, None, 0, None))
-    return jax.jit(epoch_fn, donate_argnums=(0,))
+    return epoch_fn
 
 
 def stack_trees(trees: list) -> Any:
@@ -129,103 +127,91 @@ def unstack_tree(tree: Any, i: int) -> Any:
     return jax.tree.map(lambda v: v[i], tree)
 
 
-def pretrain(
-    model,
-    params: Any,
-    x: jax.Array,
-    key: jax.Array,
-    *,
-    epochs: int = 200,
-    batch_size: int = 256,
-    learning_rate: float = 1e-3,
-    optimizer: optax.GradientTransformation | None = None,
-    verbose: bool = True,
-    callback: Callable[[int, dict, float], None] | None = None,
-    checkpoint=None,
-    vmapped: bool = False,
-    chunk_size: int | None = None,
-) -> tuple[Any, np.ndarray]:
-    """Pretrain ``model`` on reconstruction MSE with Adam (lr, b1=0.9, b2=0.999), or ``optimizer``.
+def drive_epochs(epoch_fn: Callable, state: dict, x, key: jax.Array, skip_weights=None, *, epochs: int,
+                 batched: bool = False, chunk_size: int | None = None, checkpoint=None, verbose: bool = True,
+                 callback: Callable[[int, dict, Any], None] | None = None) -> tuple[dict, np.ndarray]:
+    """Run ``epoch_fn`` (from :func:`make_epoch`) for ``epochs`` epochs on the host: one jitted
+    epoch at a time, with a progress bar, ``callback(epoch, state, loss)`` and checkpoints.
 
-    Returns the trained parameters and the per-epoch mean loss. ``callback(epoch, state, loss)``
-    runs on the host after each epoch.
+    ``batched``: ``state``, ``key`` and ``skip_weights`` carry a leading run axis (runs in
+    parallel under ``jax.vmap``; ``x`` is shared); the losses are then (runs, epochs).
 
-    ``checkpoint`` (a :class:`~sdekc_jax.checkpoint.Checkpointer`): when its file exists the run
-    continues from the saved epoch; the state is saved every ``checkpoint.every`` epochs and after
-    the last. Epoch ``e`` shuffles with ``fold_in(key, e)``, so a resumed run computes exactly what
-    an uninterrupted one does. A non-finite loss raises before anything is saved: the last good
-    checkpoint stays.
-
-    ``vmapped=True`` trains several models at once (e.g. one per seed) in one compiled program:
-    ``params`` is a stacked pytree (leading axis S, see :func:`stack_trees`) and ``key`` an array
-    of S keys; the result is the stacked trained parameters and the losses (S, epochs). Model
-    ``i`` follows the same steps as ``pretrain(model, unstack_tree(params, i), x, key[i])``, and
-    on XLA:CPU the numbers are bit-identical, given the default optimizer and a model whose biases
-    use :func:`~sdekc_jax.vmap_exact.add_bias` (ours do; see :mod:`sdekc_jax.vmap_exact`).
+    ``checkpoint`` (a :class:`~sdekc_jax.checkpoint.Checkpointer`): when its file exists the
+    epochs continue from it; the state is saved every ``checkpoint.every`` epochs and after the
+    last. Epoch ``e`` shuffles with ``fold_in(key, e)``, so a resumed run computes exactly what an
+    uninterrupted one does. A non-finite loss raises before anything is saved.
 
     ``chunk_size``: stream the data instead of holding it on the device. ``x`` may then be any
-    array-like with ``len`` and slicing, e.g. a ``np.memmap``, an ``h5py`` data set or
-    :class:`SyntheticImages`; each epoch visits its chunks of ``chunk_size`` images in an order
-    drawn from ``fold_in(key, epoch)``, copies one chunk at a time to the device and shuffles the
-    mini-batches within it (the same jitted epoch function, one compilation per chunk size), so
-    device and host memory are bounded by a chunk, not by the data set. The loss of an epoch is
-    the mean over all its images. ``chunk_size >= len(x)`` is the in-memory run.
+    array-like with ``len`` and slicing (``np.memmap``, an ``h5py`` data set,
+    :class:`SyntheticImages`); each epoch visits its chunks of ``chunk_size`` images in an order
+    drawn from ``fold_in(key, epoch)`` and shuffles the mini-batches within a chunk, so memory is
+    bounded by a chunk. ``chunk_size >= len(x)`` is the in-memory run.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    tx = optimizer if optimizer is not None else adam(learning_rate, b1=0.9, b2=0.999)
-    params = jax.tree.map(jnp.array, params)  # copy: the epoch donates its state
-    state = jax.vmap(lambda p: init_state(p, tx))(params) if vmapped else init_state(params, tx)
-    epoch_fn = make_epoch_fn(model, tx, batch_size, vmapped=vmapped)
+    f = jax.vmap(epoch_fn, in_axes=(0, None, 0, None, None if skip_weights is None else 0)) if batched else epoch_fn
+    jitted = jax.jit(f, donate_argnums=(0,))
     n = len(x)
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
                                    or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    state = jax.tree.map(jnp.array, state)  # copy: the epochs donate their state
+    state, key = replicate((state, key))  # on every device of the active mesh (sdekc_jax.parallel)
     if chunk_size is None or chunk_size >= n:
-        x = jnp.asarray(x, jnp.float32)
-        run_epoch = lambda state, epoch: epoch_fn(state, x, key, epoch)
+        xd = replicate(jnp.asarray(x, jnp.float32))
+        run_epoch = lambda state, epoch: jitted(state, xd, key, epoch, skip_weights)
     else:
         bounds = [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
+        first_key = key[0] if batched else key
 
         def run_epoch(state, epoch):
-            total = 0.0
-            order = np.asarray(jax.random.permutation(jax.random.fold_in(_first(key), epoch), len(bounds)))
-            pending = None
-            for c in order:
+            total, pending = 0.0, None
+            for c in np.asarray(jax.random.permutation(jax.random.fold_in(first_key, epoch), len(bounds))):
                 lo, hi = bounds[c]
                 xc = replicate(jnp.asarray(np.asarray(x[lo:hi]), jnp.float32))  # read while the last chunk trains
                 if pending is not None:  # back-pressure: at most two chunks alive (dispatch is asynchronous)
                     pending.block_until_ready()
-                state, loss = epoch_fn(state, xc, key, epoch * len(bounds) + int(c))
+                state, loss = jitted(state, xc, key, epoch * len(bounds) + int(c), skip_weights)
                 total, pending = total + loss * (hi - lo), loss
             return state, total / n
-    state, key = replicate((state, key))  # on every device of the active mesh (sdekc_jax.parallel)
-    if chunk_size is None or chunk_size >= n:
-        x = replicate(x)
     losses, start = [], 0
     if checkpoint is not None and checkpoint.exists():
         state, meta, extra = checkpoint.load(state)
         losses, start = list(np.asarray(extra["losses"], np.float64)), int(meta["epoch"]) + 1
         if start > epochs:
             raise ValueError(f"checkpoint {checkpoint.path} is at epoch {start}, past this run's {epochs} epochs")
-    bar = progress(range(start, epochs), desc="pretrain", unit="epoch", disable=not verbose,
-                   initial=start, total=epochs)
+    bar = progress(range(start, epochs), desc="pretrain", unit="epoch", disable=not verbose, initial=start, total=epochs)
     for epoch in bar:
         state, loss = run_epoch(state, epoch)
         loss = np.asarray(jax.device_get(loss), np.float64)
         if not np.all(np.isfinite(loss)):
-            which = f" (model {int(np.flatnonzero(~np.isfinite(loss))[0])})" if vmapped else ""
+            which = f" (run {int(np.flatnonzero(~np.isfinite(loss))[0])})" if batched else ""
             raise FloatingPointError(f"pretraining loss became {loss.ravel()[~np.isfinite(loss.ravel())][0]} at epoch "
                                      f"{epoch}{which}; lower the learning rate")
         losses.append(loss)
         bar.set_postfix(mse=f"{float(np.max(loss)):.5f}")
         if callback is not None:
-            callback(epoch, state, loss if vmapped else float(loss))
+            callback(epoch, state, loss)
         if checkpoint is not None and (checkpoint.due(epoch + 1) or epoch + 1 == epochs):
-            checkpoint.save(state, {"phase": "pretrain", "epoch": epoch, "epochs": epochs},
-                            {"losses": np.asarray(losses)})
-    if vmapped:  # (S, epochs)
-        return state["params"], np.asarray(losses, np.float64).reshape(len(losses), np.shape(key)[0]).T
-    return state["params"], np.asarray(losses, np.float64)
+            checkpoint.save(state, {"phase": "pretrain", "epoch": epoch, "epochs": epochs}, {"losses": np.asarray(losses)})
+    losses = np.asarray(losses, np.float64)
+    if batched:
+        losses = losses.reshape(len(losses), -1).T  # (runs, epochs)
+    return state, losses
+
+
+def pretrain(params: dict, x, key: jax.Array, *, skip_weights=None, activation: str = "relu", epochs: int = 200,
+             batch_size: int = 256, learning_rate: float = 1e-3, verbose: bool = True, checkpoint=None,
+             chunk_size: int | None = None, callback: Callable | None = None) -> tuple[dict, np.ndarray]:
+    """Pretrain ``params`` (``{"encoder", "decoder"}``, see :func:`~sdekc_jax.models.init_params`)
+    on reconstruction MSE with Adam; returns the trained parameters and the per-epoch mean loss.
+    The host-driven form of the pretraining inside ``make_run`` (see :func:`drive_epochs` for
+    ``checkpoint``, ``chunk_size`` and ``callback``)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    tx = adam(learning_rate)
+    state, losses = drive_epochs(make_epoch(tx, batch_size, activation), init_state(params, tx), x, key,
+                                 None if skip_weights is None else jnp.asarray(skip_weights, jnp.float32),
+                                 epochs=epochs, chunk_size=chunk_size, checkpoint=checkpoint, verbose=verbose,
+                                 callback=callback)
+    return state["params"], losses

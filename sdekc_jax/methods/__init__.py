@@ -10,7 +10,7 @@ code that runs them is :func:`sdekc_jax.methods.base.run_method`.
 from __future__ import annotations
 
 from . import (ae_kmeans, arae_kmeans, cae_kmeans, dcec, dec, dekm, idcec, idec, kmeans, sdekc, sidcec)
-from .base import Method, MethodResult, make_optimizer, run_method, run_method_vmapped
+from .base import Method, MethodResult, run_config, run_method, run_method_vmapped
 
 METHODS: dict[str, Method] = {m.METHOD.name: m.METHOD for m in (
     kmeans, ae_kmeans, cae_kmeans, arae_kmeans, dec, idec, dcec, idcec, sidcec, dekm, sdekc)}
@@ -32,5 +32,5 @@ def run_vmapped(name: str, x, n_clusters: int, *, seeds, **kwargs) -> list[Metho
     return run_method_vmapped(get_method(name), x, n_clusters, seeds=seeds, **kwargs)
 
 
-__all__ = ["METHODS", "Method", "MethodResult", "get_method", "make_optimizer", "run", "run_method", "run_method_vmapped",
+__all__ = ["METHODS", "Method", "MethodResult", "get_method", "run_config", "run", "run_method", "run_method_vmapped",
            "run_vmapped"]
