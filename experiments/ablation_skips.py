@@ -25,10 +25,13 @@ a partial run has every configuration of the seeds it finished. Pretrained autoe
 the shared pretraining cache (Table 3's runs fill it for no skips and w_enc = 0.001).
 
 ``--vmapped``: the missing cells of each embedding size (all their skip settings and seeds) run as
-one vmapped program (:func:`sdekc_jax.sweep.skip_sweep`), which is where accelerators gain. On CPU
-each cell is bit-identical to the cell run alone (``tests/test_ablation.py``); the cell's seconds
-are then those of its whole group. A group checkpoints like a cell (a killed group continues from
-its checkpoint, as long as the same cells are missing) but does not use the pretraining cache.
+one vmapped program (:func:`sdekc_jax.sweep.skip_sweep`, with the :class:`~sdekc_jax.config.RunConfig`
+that ``methods.run("sdekc")`` builds for a cell), which is where accelerators gain. A vmapped
+program rounds differently from the cells run one by one, so a cell agrees with the cell run alone
+to float tolerance over the first steps and statistically after that, not bit for bit
+(``tests/test_ablation.py``); the cell's seconds are then those of its whole group. A group
+checkpoints like a cell (a killed group continues from its checkpoint, as long as the same cells
+are missing, and ends exactly as an uninterrupted group) but does not use the pretraining cache.
 """
 from __future__ import annotations
 
@@ -50,9 +53,8 @@ import table3  # noqa: E402
 from sdekc_jax.cache import PretrainCache, default_cache_dir  # noqa: E402
 from sdekc_jax.cli import _enable_compilation_cache  # noqa: E402
 from sdekc_jax.data import load_dataset  # noqa: E402
-from sdekc_jax.methods import get_method, run  # noqa: E402
+from sdekc_jax.methods import get_method, run, run_config  # noqa: E402
 from sdekc_jax.metrics import evaluate  # noqa: E402
-from sdekc_jax.models import CAE  # noqa: E402
 from sdekc_jax.sweep import skip_sweep  # noqa: E402
 
 NAME = "ablation"
@@ -166,15 +168,14 @@ def run_group(todo: list[tuple[float | None, int]], dim: int, x, y, *, overrides
           f"{', '.join(cell_key(w, dim, s) for w, s in todo)} {overrides or 'paper budget'}", file=sys.stderr, flush=True)
     cfgs = [method.config("usps", skips="none" if w is None else (w, 1.0 - w), embedding_dim=dim, **overrides)
             for w, _ in todo]
-    cfg = cfgs[0]
     bases = [_base(w, dim, s) for w, s in todo]
     try:
-        r = skip_sweep(CAE(tuple(x.shape[1:]), n_embed=dim), x, k,
-                       [(None if w is None else (w, 1.0 - w), s) for w, s in todo],
-                       pretrain_epochs=cfg["pretrain_epochs"], batch_size=cfg["batch_size"],
-                       learning_rate=cfg["learning_rate"], max_iters=cfg["max_iters"],
-                       steps_per_iter=cfg["steps_per_iter"], tol=cfg["tol"], kmeans_n_init=cfg["kmeans_n_init"],
-                       verbose=progress, checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir))
+        # the RunConfig run_cell's methods.run("sdekc") builds (the skips aside, which are the sweep's data)
+        rc = run_config(method, cfgs[0], tuple(x.shape[1:]), k)
+        settings = {f: v for f, v in rc.to_dict().items() if f not in ("n_clusters", "image_shape", "embedding_dim")}
+        r = skip_sweep(x, k, [(None if w is None else (w, 1.0 - w), s) for w, s in todo], embedding_dim=rc.embedding_dim,
+                       verbose=progress, checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir),
+                       **settings)
     except Exception as e:  # keep going; the cells are retried next run
         traceback.print_exc()
         return {cell_key(w, dim, s): {**b, "error": f"{type(e).__name__}: {e}"} for (w, s), b in zip(todo, bases)}

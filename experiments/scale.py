@@ -4,15 +4,17 @@ million-image data set, with wall time and peak memory.
     python experiments/scale.py --out results/scale                  # both parts, n = 1,000,000
     python experiments/scale.py --parts cluster --n 100000 --out /tmp/scale
 
-* ``cluster``: Algorithm 1 (:func:`sdekc_jax.algorithm.cluster`: embed all, K-means with 10
-  restarts, S_w, eigh, greedy targets, 40 Adam steps of batch 256 per iteration; stop at 0.1%
-  changed) on ``n`` synthetic points of dimension 10 drawn from 10 Gaussian blobs, through a
-  trainable affine encoder, so every n-dependent part of the phase runs at full size while the
-  encoder's own cost stays small. ACC against the blob labels is reported as a sanity check.
+* ``cluster``: Algorithm 1 (``sdekc_jax.run.fit`` with ``clustering="dekm"``: embed all, K-means
+  with 10 restarts, S_w, eigh, greedy targets, 40 Adam steps of batch 256 per iteration; stop at
+  0.1% changed) on ``n`` synthetic points of dimension 10 drawn from 10 Gaussian blobs, through a
+  trainable affine encoder (the dense autoencoder with no hidden layer, ``arch="dense",
+  hidden=()``, not pretrained; the points are fed as 1x10 "images"), so every n-dependent part of
+  the phase runs at full size while the encoder's own cost stays small. ACC against the blob
+  labels is reported as a sanity check.
 * ``pretrain``: the SDEKC network (CAE 16x16x1, the two skips) pretrained on
   :class:`sdekc_jax.pretrain.SyntheticImages` (``n`` images generated on demand, never all in
-  memory), streamed in chunks of ``--chunk-size`` images (``pretrain(..., chunk_size=)``), for
-  ``--epochs`` epochs.
+  memory), streamed in chunks of ``--chunk-size`` images (``pretrain(params, x, key,
+  chunk_size=)``, the host driver of the run's pretraining epochs), for ``--epochs`` epochs.
 
 Each part runs in its own subprocess, so its peak resident memory (``ru_maxrss``) is its own; the
 table compares it with the size the whole data set would have as one float32 array.
@@ -40,41 +42,46 @@ def peak_rss_mb() -> float:
 
 def part_cluster(n: int, max_iters: int, tol: float) -> dict:
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
-    from sdekc_jax.algorithm import cluster
+    from sdekc_jax.config import RunConfig
     from sdekc_jax.metrics import cluster_acc
+    from sdekc_jax.run import fit
 
     d = k = 10
-    kc, ka, kn, kw = jax.random.split(jax.random.key(0), 4)
+    kc, ka, kn = jax.random.split(jax.random.key(0), 3)
     centres = 1.5 * jax.random.normal(kc, (k, d))  # overlapping blobs: the phase takes several iterations
     y = jax.random.randint(ka, (n,), 0, k)
-    x = centres[y] + jax.random.normal(kn, (n, d))
-    params = {"w": jnp.eye(d) + 0.05 * jax.random.normal(kw, (d, d)), "b": jnp.zeros(d)}
-    embed = lambda p, v: v @ p["w"] + p["b"]
+    x = np.asarray(centres[y] + jax.random.normal(kn, (n, d)), np.float32).reshape(n, 1, d, 1)
+    # an affine encoder: the dense autoencoder without hidden layers, clustered without pretraining
+    cfg = RunConfig(n_clusters=k, image_shape=(1, d, 1), arch="dense", hidden=(), embedding_dim=d, pretrain_epochs=0,
+                    clustering="dekm", max_iters=max_iters, tol=tol)
     rss0 = peak_rss_mb()
     t0 = time.perf_counter()
-    r = cluster(embed, params, x, k, jax.random.key(1), max_iters=max_iters, tol=tol, verbose=True)
+    f = fit(cfg, x, jax.random.key(1), verbose=True)
     seconds = time.perf_counter() - t0
-    return {"part": "cluster", "n": n, "d": d, "k": k, "tol": tol, "max_iters": max_iters, "seconds": seconds, "n_iter": r.n_iter,
-            "seconds_per_iteration": seconds / r.n_iter, "converged": r.converged,
-            "acc_vs_blobs": float(cluster_acc(np.asarray(y), r.labels)), "peak_rss_mb": peak_rss_mb(),
+    r = f.result
+    n_iter = int(r.n_iter)
+    return {"part": "cluster", "n": n, "d": d, "k": k, "tol": tol, "max_iters": max_iters, "seconds": seconds,
+            "n_iter": n_iter, "seconds_per_iteration": seconds / n_iter, "converged": bool(r.converged),
+            "acc_vs_blobs": float(cluster_acc(np.asarray(y), np.asarray(r.labels))), "peak_rss_mb": peak_rss_mb(),
             "peak_rss_before_mb": rss0, "data_mb": n * d * 4 / 2**20}
 
 
 def part_pretrain(n: int, epochs: int, chunk_size: int) -> dict:
     import jax
 
-    from sdekc_jax.models import CAE
+    from sdekc_jax.config import SKIP_PRESETS, RunConfig
+    from sdekc_jax.models import init_params
     from sdekc_jax.pretrain import SyntheticImages, pretrain
+    from sdekc_jax.run import split_key
 
     data = SyntheticImages(n, (16, 16, 1))
-    model = CAE((16, 16, 1), n_embed=10, skip_weights=(0.001, 0.999))
-    params = model.init(jax.random.key(0), data[0:1])["params"]
+    cfg = RunConfig(n_clusters=10, image_shape=(16, 16, 1), pretrain_epochs=epochs, batch_size=256)
+    k_init, k_pre, _ = split_key(jax.random.key(0))  # as a run of cfg with this key
     t0 = time.perf_counter()
-    _, losses = pretrain(model, params, data, jax.random.key(1), epochs=epochs, batch_size=256, chunk_size=chunk_size,
-                         verbose=True)
+    _, losses = pretrain(init_params(k_init, cfg), data, k_pre, skip_weights=SKIP_PRESETS["swapped"], epochs=epochs,
+                         batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, chunk_size=chunk_size, verbose=True)
     seconds = time.perf_counter() - t0
     return {"part": "pretrain", "n": n, "epochs": epochs, "chunk_size": chunk_size, "seconds": seconds,
             "seconds_per_epoch": seconds / max(epochs, 1), "images_per_second": n * epochs / seconds,
@@ -89,7 +96,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
     cl = [r for r in rows if r["part"] == "cluster"]
     pre = [r for r in rows if r["part"] == "pretrain"]
     if cl:
-        lines += ["**Clustering phase** (Algorithm 1, affine encoder, d = k = 10, 40 steps of batch 256 per "
+        lines += ["**Clustering phase** (Algorithm 1, affine encoder (not pretrained), d = k = 10, 40 steps of batch 256 per "
                   "iteration; seconds include compilation):", "",
                   "| n | stop at | iterations | converged | seconds | s / iteration | peak RSS MB | data MB | ACC vs blobs |",
                   "|---|---|---|---|---|---|---|---|---|"]

@@ -6,72 +6,79 @@ convergence (tol 0.1%, at most 1000 iterations). Writes results/skip_readings.js
 configuration (atomically), so a partial run keeps what finished.
 
     python experiments/skip_readings.py [--epochs 200] [--seed 0] [--readings swapped paper-text none]
+
+Everything runs through the methods' entry point (``sdekc_jax.methods.run``, i.e.
+``sdekc_jax.run.fit``): the final result is ``run("sdekc", skips=reading)``; the point of the
+curve at epoch ``e`` is ``run("cae-kmeans", skips=reading, pretrain_epochs=e)`` (K-means with
+``--kmeans-n-init`` restarts on the embedding after ``e`` epochs). Epoch ``e`` of a run shuffles
+with ``fold_in(key, e)``, so the first ``e`` epochs of the long run and the ``e``-epoch run are the
+same computation: the curve shows the long run's network at epoch ``e``. That costs the curve's
+epochs again (1 + 10 + 50 + 100 by default); the last point shares its pretraining with the
+``sdekc`` run through the pretraining cache (``--cache-dir``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-import jax
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sdekc_jax.algorithm import cluster
-from sdekc_jax.config import SKIP_PRESETS
-from sdekc_jax.data import load_dataset
-from sdekc_jax.io import atomic_write_json
-from sdekc_jax.kmeans import kmeans
-from sdekc_jax.metrics import evaluate
-from sdekc_jax.models import CAE, embed_fn, encoder_params
-from sdekc_jax.pretrain import pretrain
+from sdekc_jax.cache import PretrainCache, default_cache_dir  # noqa: E402
+from sdekc_jax.config import SKIP_PRESETS  # noqa: E402
+from sdekc_jax.data import load_dataset  # noqa: E402
+from sdekc_jax.io import atomic_write_json  # noqa: E402
+from sdekc_jax.methods import run  # noqa: E402
+from sdekc_jax.metrics import evaluate  # noqa: E402
 
 
-def kmeans_on_embedding(model, params, x, y, k, key):
-    z = model.apply({"params": params}, x, method=CAE.embed)
-    return evaluate(y, np.asarray(kmeans(key, z, k, n_init=10).labels))
+def curve_epochs(epochs: int, asked: list[int]) -> list[int]:
+    """The epochs of the curve: those asked for up to ``epochs``, and ``epochs`` itself."""
+    return sorted({e for e in asked if 1 <= e < epochs} | {epochs})
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=200)
     ap.add_argument("--max-iters", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--readings", nargs="+", default=["swapped", "paper-text", "none"], choices=sorted(SKIP_PRESETS))
+    ap.add_argument("--curve", nargs="*", type=int, default=[1, 10, 50, 100],
+                    help="epochs (besides --epochs) at which to record K-means on the embedding")
+    ap.add_argument("--kmeans-n-init", type=int, default=10, help="K-means restarts of the curve's points")
+    ap.add_argument("--cache-dir", default=None, help="pretraining cache (default: SDEKC_JAX_PRETRAIN_CACHE or "
+                                                      "~/.cache/sdekc_jax/pretrained)")
+    ap.add_argument("--progress", action="store_true")
     ap.add_argument("--out", default="results/skip_readings.json")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     x, y = load_dataset("usps")
     k = 10
+    cache = PretrainCache(args.cache_dir or default_cache_dir())
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     for reading in args.readings:
-        weights = SKIP_PRESETS[reading]
-        model = CAE(x.shape[1:], k, skip_weights=weights)
-        key = jax.random.key(args.seed)
-        init_key, pre_key, cl_key, km_key = jax.random.split(key, 4)
-        params = model.init(init_key, x[:1])["params"]
         curve = {}
-        checkpoints = {1, 10, 50, 100, args.epochs}
-
-        def on_epoch(epoch, state, loss):
-            if epoch + 1 in checkpoints:
-                curve[epoch + 1] = dict(kmeans_on_embedding(model, state["params"], x, y, k, km_key), mse=loss)
-                print(f"[{reading}] epoch {epoch + 1}: {curve[epoch + 1]}", flush=True)
-
+        for e in curve_epochs(args.epochs, args.curve):
+            r = run("cae-kmeans", x, k, seed=args.seed, skips=reading, pretrain_epochs=e,
+                    kmeans_n_init=args.kmeans_n_init, cache=cache, verbose=args.progress)
+            curve[e] = dict(evaluate(y, r.labels), mse=float(r.history["pretrain_loss"][-1]))
+            print(f"[{reading}] epoch {e}: {curve[e]}", flush=True)
         t0 = time.time()
-        params, _ = pretrain(model, params, x, pre_key, epochs=args.epochs, callback=on_epoch)
-        t_pre = time.time() - t0
-        t0 = time.time()
-        res = cluster(embed_fn(model), encoder_params(params), x, k, cl_key, max_iters=args.max_iters)
-        t_cl = time.time() - t0
+        res = run("sdekc", x, k, seed=args.seed, skips=reading, pretrain_epochs=args.epochs, max_iters=args.max_iters,
+                  cache=cache, verbose=args.progress)
+        wall = time.time() - t0
         final = evaluate(y, res.labels)
         print(f"[{reading}] SDEKC: {final} n_iter={res.n_iter} converged={res.converged}", flush=True)
         results[reading] = {
-            "skip_weights": weights, "seed": args.seed, "epochs": args.epochs, "pretrain_kmeans": curve,
+            "skip_weights": SKIP_PRESETS[reading], "seed": args.seed, "epochs": args.epochs, "pretrain_kmeans": curve,
             "final": final, "n_iter": res.n_iter, "converged": res.converged,
-            "pretrain_seconds": t_pre, "cluster_seconds": t_cl,
+            "pretrain_seconds": res.timings["pretrain"], "cluster_seconds": res.timings["cluster"],
+            "pretrain_cache_hit": res.pretrain_cache_hit, "wall_seconds": wall, "config": res.config,
         }
         atomic_write_json(out, results)
+    return results
 
 
 if __name__ == "__main__":

@@ -95,6 +95,9 @@ class RunConfig:
             raise ValueError(f"RunConfig.tol is a fraction of the points in [0, 1), got {self.tol!r}")
         if not (isinstance(self.cluster_momentum, numbers.Real) and 0 <= self.cluster_momentum < 1):
             raise ValueError(f"RunConfig.cluster_momentum must be in [0, 1), got {self.cluster_momentum!r}")
+        for k in ("dec_reconstruction", "record_labels"):
+            if not isinstance(getattr(self, k), bool):
+                raise ValueError(f"RunConfig.{k} must be True or False, got {getattr(self, k)!r}")
         if len(self.image_shape) != 3:
             raise ValueError(f"RunConfig.image_shape must be (H, W, C), got {self.image_shape}")
         if self.arch == "none" and self.clustering != "kmeans":

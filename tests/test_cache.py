@@ -211,3 +211,65 @@ def test_key_canonical_form():
     assert cache_key(dict(reversed(list(spec.items())))) == cache_key(spec)
     assert cache_key({"a": 1}) != cache_key({"a": 1.0}) != cache_key({"a": True})
     assert cache_key({"a": [1, 2]}) == cache_key({"a": (1, 2)})
+
+
+# --- the cache as run.fit uses it ------------------------------------------------------------
+
+# test_run's tiny settings and data shape: in one pytest session the programs compiled there are reused
+SMALL = dict(n_clusters=4, image_shape=(8, 8, 1), filters=(4, 8, 8), kernels=(3, 3, 3), embedding_dim=3,
+             pretrain_epochs=2, batch_size=32, max_iters=4, steps_per_iter=3, kmeans_n_init=2, tol=0.0)
+W = (0.001, 0.999)
+
+
+def small_images(n=160):
+    rng = np.random.default_rng(1)
+    x = rng.normal(0.5, 0.2, size=(n, 8, 8, 1)) + (np.arange(n) % 4)[:, None, None, None] * 0.15
+    return np.clip(x, 0, 1).astype(np.float32)
+
+
+def test_fit_pretrains_once_per_model_key_skips_and_data(tmp_path):
+    import jax
+    from sdekc_jax.config import RunConfig
+    from sdekc_jax.run import fit
+
+    cfg, x, cache = RunConfig(**SMALL), small_images(), PretrainCache(tmp_path)
+    go = lambda c=cfg, x=x, key=0, w=W: fit(c, x, jax.random.key(key), jnp.asarray(w), cache=cache, verbose=False)
+    a, b = go(), go()
+    assert (a.pretrain_cache_hit, b.pretrain_cache_hit) == (False, True) and (cache.hits, cache.misses) == (1, 1)
+    np.testing.assert_array_equal(a.result.labels, b.result.labels)
+    assert a.result.pretrain_loss.tobytes() == b.result.pretrain_loss.tobytes()
+    for u, v in zip(jax.tree.leaves(a.result.params), jax.tree.leaves(b.result.params)):
+        np.testing.assert_array_equal(u, v)
+    assert b.timings["pretrain"] == a.timings["pretrain"]  # as measured when it ran
+    # the clustering phase is not part of the key: another clustering reuses the autoencoder
+    assert go(c=cfg.replace(clustering="kmeans")).pretrain_cache_hit
+    # the skip weights, the key, the pretraining settings and the data are
+    changed = x.copy()
+    changed[0, 0, 0, 0] += 1e-3
+    for f in (lambda: go(w=(0.5, 0.5)), lambda: go(key=1), lambda: go(c=cfg.replace(pretrain_epochs=1)),
+              lambda: go(x=changed)):
+        assert not f().pretrain_cache_hit
+    assert (cache.hits, cache.misses) == (2, 5)
+    assert len(list(tmp_path.glob("*.msgpack"))) == len(list(tmp_path.glob("*.json"))) == 5
+
+
+def test_vmapped_fits_have_entries_of_their_own(tmp_path):
+    """Runs pretrained in one vmapped program are cached apart from sequential ones; a batched fit
+    pretrains only its runs that are missing."""
+    import jax
+    from sdekc_jax.config import RunConfig
+    from sdekc_jax.run import fit
+
+    cfg, x, cache = RunConfig(**SMALL), small_images(), PretrainCache(tmp_path)
+    keys = lambda *s: jnp.stack([jax.random.key(i) for i in s])
+    go = lambda k: fit(cfg, x, k, jnp.asarray(W), cache=cache, verbose=False)
+    assert go(jax.random.key(0)).pretrain_cache_hit is False
+    a = go(keys(0, 1))
+    assert a.batched and a.pretrain_cache_hit == [False, False]  # run 0 is cached sequentially only
+    b = go(keys(0, 2))
+    assert b.pretrain_cache_hit == [True, False]
+    assert a.result.pretrain_loss.shape == (2, SMALL["pretrain_epochs"])
+    assert a.result.pretrain_loss[0].tobytes() == b.result.pretrain_loss[0].tobytes()
+    np.testing.assert_array_equal(a.one(0).labels, b.one(0).labels)
+    assert go(keys(0, 1)).pretrain_cache_hit == [True, True]
+    assert len(list(tmp_path.glob("*.msgpack"))) == 4

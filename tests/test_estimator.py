@@ -1,8 +1,12 @@
-"""The scikit-learn style estimator: input validation, attributes, determinism."""
+"""The scikit-learn style estimator: input validation, attributes, determinism, resume."""
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sdekc_jax.config import RunConfig
 from sdekc_jax.estimator import SDEKC, check_images, resolve_skips
+from sdekc_jax.run import fit as run_fit
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +30,19 @@ def test_fit_attributes_and_determinism(tiny):
     assert a.labels_.shape == (120,) and a.labels_.dtype.kind == "i"
     assert set(np.unique(a.labels_)) <= {0, 1, 2}
     assert a.cluster_centers_.shape == (3, 3)
-    assert 1 <= a.n_iter_ <= 3 and len(a.history_["n_changed"]) == a.n_iter_
+    assert 1 <= a.n_iter_ <= 3 and isinstance(a.converged_, bool)
+    assert set(a.history_) == {"pretrain_loss", "n_changed", "loss", "inertia"}
+    assert all(len(a.history_[k]) == a.n_iter_ for k in ("n_changed", "loss", "inertia"))
     assert len(a.history_["pretrain_loss"]) == 2
+    assert set(a.params_) == {"encoder", "decoder"} and set(a.timings_) >= {"pretrain", "cluster"}
+    # config_ is the RunConfig that ran, and fit is sdekc_jax.run.fit on it with jax.random.key(seed)
+    assert a.config_ == a.config((16, 16, 1)) and isinstance(a.config_, RunConfig)
+    assert (a.config_.n_clusters, a.config_.image_shape, a.config_.pretrain_epochs, a.config_.max_iters,
+            a.config_.batch_size, a.config_.steps_per_iter) == (3, (16, 16, 1), 2, 3, 32, 4)
+    r = run_fit(a.config_, check_images(x), jax.random.key(0), jnp.array([0.001, 0.999]), verbose=False).result
+    np.testing.assert_array_equal(r.labels, a.labels_)
+    with pytest.raises(ValueError, match="the model was fitted on \\(16, 16, 1\\)"):
+        a.transform(x[:, :8, :8])
     z = a.transform(x)
     assert z.shape == (120, 3)
     # labels are the nearest centres of the returned embedding
@@ -41,11 +56,15 @@ def test_fit_attributes_and_determinism(tiny):
 
 def test_decoder_untouched_by_clustering(tiny):
     x, _ = tiny
-    a = fit(x, max_iters=2)
+    a = fit(x)  # the settings of the other tests here: their compiled programs
     b = fit(x, max_iters=1, steps_per_iter=0)  # same pretraining, no clustering steps
-    for k in a.params_:
-        same = all(np.array_equal(a.params_[k][p], b.params_[k][p]) for p in a.params_[k])
-        assert same == k.startswith("dec_"), k
+    assert a.n_iter_ >= 2
+    assert set(a.params_) == {"encoder", "decoder"}
+    for u, v in zip(jax.tree.leaves(a.params_["decoder"]), jax.tree.leaves(b.params_["decoder"])):
+        np.testing.assert_array_equal(u, v)
+    for layer in a.params_["encoder"]:  # every encoder layer was trained
+        assert not np.array_equal(a.params_["encoder"][layer]["kernel"], b.params_["encoder"][layer]["kernel"]), layer
+    np.testing.assert_array_equal(b.history_["pretrain_loss"], a.history_["pretrain_loss"])
 
 
 def test_channel_axis_and_uint8(tiny):
@@ -77,6 +96,10 @@ def test_bad_parameters(tiny):
         SDEKC(3).fit(np.random.default_rng(0).random((10, 18, 18), np.float32))
     with pytest.raises(RuntimeError, match="not fitted"):
         SDEKC(3).transform(x)
+    with pytest.raises(ValueError, match="tol"):
+        SDEKC(3, tol=2.0, verbose=False).fit(x)
+    with pytest.raises(ValueError, match="unknown skip preset"):
+        SDEKC(3, skip_weights="both", verbose=False).fit(x)
 
 
 def test_skip_presets():

@@ -48,14 +48,19 @@ def test_fast_conv_equals_lax(x_shape, k_shape, padding, transposed, variant):
     bias = jax.random.normal(kb, k_shape[-1:])
     fast = getattr(L, FAST[transposed][variant])
     ref = L.conv_up_lax if transposed else L.conv_down_lax
-    y_ref = ref(x, kernel, bias, 2, padding)
-    y = fast(x, kernel, bias, 2, padding)
+    y_ref = jax.eval_shape(lambda: ref(x, kernel, bias, 2, padding))
+    g = jax.random.normal(kg, y_ref.shape)
+
+    @jax.jit  # one compiled program per case (op by op is several times slower on CPU)
+    def values_and_grads(x, kernel, bias, g):
+        # gradients w.r.t. input, kernel and bias of a random linear functional of the output
+        grads = lambda f: jax.grad(lambda a, b, c: jnp.sum(f(a, b, c, 2, padding) * g), argnums=(0, 1, 2))(x, kernel, bias)
+        return fast(x, kernel, bias, 2, padding), ref(x, kernel, bias, 2, padding), grads(fast), grads(ref)
+
+    y, y_ref, g_fast, g_ref = values_and_grads(x, kernel, bias, g)
     assert y.shape == y_ref.shape
     np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
-    # gradients w.r.t. input, kernel and bias of a random linear functional of the output
-    g = jax.random.normal(kg, y_ref.shape)
-    grads = lambda f: jax.grad(lambda a, b, c: jnp.sum(f(a, b, c, 2, padding) * g), argnums=(0, 1, 2))(x, kernel, bias)
-    for a, b in zip(grads(fast), grads(ref)):
+    for a, b in zip(g_fast, g_ref):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
@@ -81,8 +86,13 @@ def test_window_gather_and_overlap_add_are_transposes(s, c0, size, k):
     x = jax.random.normal(kx, (2, size, size + 1, 3))
     out_w = (size + 1 + 2 * max(0, -c0) - k) // s + 1
     p = jax.random.normal(kp, (2, out, out_w, k, k, 3))
-    gx = L.window_gather(x, k, k, s, c0, c0, out, out_w)
-    ap = L.overlap_add(p, s, c0, c0, size, size + 1)
+    gather = lambda x: L.window_gather(x, k, k, s, c0, c0, out, out_w)
+
+    @jax.jit
+    def both(x, p):
+        return gather(x), L.overlap_add(p, s, c0, c0, size, size + 1), jax.vjp(gather, x)[1](p)[0]
+
+    gx, ap, vjp_p = both(x, p)
     np.testing.assert_allclose(jnp.vdot(gx, p), jnp.vdot(x, ap), rtol=1e-4)
     xn, ref = np.asarray(x), np.zeros(gx.shape, np.float32)
     for i in range(out):
@@ -94,5 +104,34 @@ def test_window_gather_and_overlap_add_are_transposes(s, c0, size, k):
                         ref[:, i, j, a, b] = xn[:, r, c]
     np.testing.assert_allclose(gx, ref, rtol=1e-6)
     # the custom VJPs are each other
-    _, vjp = jax.vjp(lambda x: L.window_gather(x, k, k, s, c0, c0, out, out_w), x)
-    np.testing.assert_allclose(vjp(p)[0], ap, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(vjp_p, ap, rtol=1e-5, atol=1e-5)
+
+
+def test_dense():
+    kx, kk, kb = jax.random.split(jax.random.key(2), 3)
+    x = jax.random.normal(kx, (2, 3, 4))
+    params = {"kernel": jax.random.normal(kk, (4, 5)), "bias": jax.random.normal(kb, (5,))}
+    y = L.dense(params, x)
+    assert y.shape == (2, 3, 5)
+    ref = np.einsum("abi,io->abo", np.asarray(x), np.asarray(params["kernel"])) + np.asarray(params["bias"])
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_weighted_skip_takes_traced_weights():
+    enc, dec = jnp.array([1.0, 2.0, -3.0]), jnp.array([10.0, 0.0, 5.0])
+    f = jax.jit(L.weighted_skip)
+    np.testing.assert_allclose(f(enc, dec, jnp.array([0.001, 0.999])), [9.991, 0.002, 4.992], rtol=1e-6)
+    np.testing.assert_array_equal(f(enc, dec, jnp.array([0.0, 1.0])), dec)  # (0, 1): the decoder feature, exactly
+    np.testing.assert_allclose(jax.vmap(f, (None, None, 0))(enc, dec, jnp.array([[0.001, 0.999], [1.0, 0.0]]))[1], enc)
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID", "FULL"])
+def test_padding_names(padding):
+    x, k, b = jnp.zeros((1, 8, 8, 1)), jnp.zeros((3, 3, 1, 2)), jnp.zeros((2,))
+    if padding == "FULL":
+        with pytest.raises(ValueError, match="padding must be"):
+            L.conv_down(x, k, b, 2, padding)
+        with pytest.raises(ValueError, match="padding must be"):
+            L.conv_up(jnp.zeros((1, 4, 4, 2)), jnp.zeros((3, 3, 2, 1)), jnp.zeros((1,)), 2, padding)
+    else:
+        assert jax.eval_shape(lambda: L.conv_down(x, k, b, 2, padding)).shape[1] == L.conv_out_size(8, 3, 2, padding)

@@ -2,6 +2,7 @@
 binary preset, settings validation, and ``run("sdekc")`` == the SDEKC estimator."""
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -9,6 +10,7 @@ from sdekc_jax import SDEKC, load_dataset
 from sdekc_jax.cache import PretrainCache
 from sdekc_jax.cli import main
 from sdekc_jax.methods import METHODS, get_method, run
+from sdekc_jax.validation import resolve_skips
 
 TINY = ["--pretrain-epochs", "1", "--max-iters", "2", "--steps-per-iter", "3"]
 NO_LOOP = {"kmeans", "ae-kmeans", "cae-kmeans", "arae-kmeans"}
@@ -91,7 +93,13 @@ def test_run_sdekc_equals_the_estimator(usps_small, tmp_path):
     est = SDEKC(10, verbose=False, seed=3, **kw).fit(x)
     r = run("sdekc", x, 10, seed=3, verbose=False, cache=PretrainCache(tmp_path), **kw)
     np.testing.assert_array_equal(r.labels, est.labels_)
-    np.testing.assert_array_equal(r.params["embed"]["kernel"], est.params_["embed"]["kernel"])
+    # the same RunConfig (the method names its clustering learning rate, the estimator leaves it to
+    # default to the pretraining one: both 1e-3)
+    same_lr = lambda rc: rc.replace(cluster_learning_rate=rc.cluster_lr)
+    assert same_lr(r.run_config) == same_lr(est.config_)
+    assert sorted(r.params) == sorted(est.params_) == ["decoder", "encoder"]
+    jax.tree.map(np.testing.assert_array_equal, r.params, est.params_)  # encoder and decoder
+    np.testing.assert_array_equal(r.centers, est.cluster_centers_)
 
 
 @pytest.mark.parametrize("name", ["idcec", "sidcec"])
@@ -103,10 +111,15 @@ def test_binary_preset_on_two_usps_digits(name, tmp_path):
             max_iters=3, steps_per_iter=5)
     assert r.labels.shape == (300,) and set(np.unique(r.labels)) <= {0, 1}
     assert r.embedding.shape == (300, 2)
-    shapes = {k: v["kernel"].shape for k, v in r.params.items() if k.startswith("enc_conv")}
-    assert shapes == {"enc_conv0": (3, 3, 1, 4), "enc_conv1": (3, 3, 4, 2), "enc_conv2": (3, 3, 2, 1)}
-    assert r.params["embed"]["kernel"].shape == (2 * 2 * 1, 2)  # 16x16 -> 8 -> 4 -> 2, one channel
-    assert (r.model.skip_weights is None) == (name == "idcec")
+    assert r.centers.shape == (2, 2)
+    enc, dec = r.params["encoder"], r.params["decoder"]
+    shapes = {k: v["kernel"].shape for k, v in enc.items() if k.startswith("conv")}
+    assert shapes == {"conv0": (3, 3, 1, 4), "conv1": (3, 3, 4, 2), "conv2": (3, 3, 2, 1)}
+    assert enc["embed"]["kernel"].shape == (2 * 2 * 1, 2)  # 16x16 -> 8 -> 4 -> 2, one channel
+    assert [dec[f"conv{j}"]["kernel"].shape for j in range(3)] == [(3, 3, 1, 2), (3, 3, 2, 4), (3, 3, 4, 1)]
+    rc = r.run_config
+    assert (rc.filters, rc.kernels, rc.activation, rc.embed_dim) == ((4, 2, 1), (3, 3, 3), "tanh", 2)
+    assert (resolve_skips(r.config["skips"]) is None) == (name == "idcec")  # SIDCEC: the skips
 
 
 def test_binary_preset_through_the_cli_on_two_classes(tmp_path):

@@ -89,26 +89,74 @@ def test_checkpoint_round_trip_and_mismatches(tmp_path):
 def test_nan_in_the_loop_stops_with_an_error_and_keeps_the_last_good_checkpoint(tmp_path):
     """A refresh that turns NaN at iteration 15 (inside the 2nd chunk of 10): the loop raises and the
     checkpoint still holds the state after the 1st chunk."""
-    from sdekc_jax.loop import Refresh, run_loop
+    from sdekc_jax.loop import Refresh, drive_loop, init_loop_state, make_advance
 
-    def refresh(params, x, aux, prev, first, key):
+    def refresh(params, x, aux, prev, first, key, skip_weights=None):
         z = x @ params["w"]
         labels = (z[:, 0] > jnp.median(z[:, 0])).astype(jnp.int32)
         bad = jnp.where(aux >= 15, jnp.nan, 0.0)
         return Refresh(labels, jnp.sum(labels != prev), z, None, aux + 1, {"probe": bad})
 
-    def loss(params, xb, target, mask, consts):
+    def loss(params, xb, target, mask, consts, skip_weights=None):
         return jnp.mean((xb @ params["w"] - 0.9 * target) ** 2)
 
     x = jnp.asarray(np.random.default_rng(0).normal(size=(64, 3)), jnp.float32)
+    tx = optax.sgd(0.01)
+    advance = make_advance(refresh, loss, tx, steps_per_iter=2, tol=0.0)
+    fresh = lambda: init_loop_state({"w": jnp.eye(3)}, tx, jnp.zeros(64, jnp.int32), jnp.int32(0), jax.random.key(0),
+                                    n=64, batch_size=16, max_iters=40, record_names=("probe",))
     ck = Checkpointer(tmp_path / "cluster.msgpack", spec={"t": 1})
-    kw = dict(tx=optax.sgd(0.01), init_labels=jnp.zeros(64, jnp.int32), init_aux=jnp.int32(0), max_iters=40,
-              steps_per_iter=2, batch_size=16, tol=0.0, verbose=False)
     with pytest.raises(FloatingPointError, match="non-finite probe"):
-        run_loop(refresh, loss, {"w": jnp.eye(3)}, x, jax.random.key(0), checkpoint=ck, **kw)
-    state, meta, extra = ck.load({"params": {"w": jnp.eye(3)}, "opt_state": optax.sgd(0.01).init({"w": jnp.eye(3)}),
-                                  "labels": jnp.zeros(64, jnp.int32), "aux": jnp.int32(0),
-                                  "iteration": jnp.int32(0), "step": jnp.int32(0), "done": jnp.bool_(False),
-                                  "key": jax.random.key(0)})
-    assert meta["n_iter"] == 10 and int(state["iteration"]) == 10 and len(extra["probe"]) == 10
-    assert np.isfinite(extra["probe"]).all() and np.isfinite(np.asarray(state["params"]["w"])).all()
+        drive_loop(advance, fresh(), x, max_iters=40, chunk_size=10, checkpoint=ck, verbose=False)
+    state, meta, _ = ck.load(fresh())
+    assert meta["n_iter"] == [10] and meta["n_chunks"] == 1 and int(state["iteration"]) == 10
+    probe = np.asarray(state["history"]["probe"])
+    assert np.isfinite(probe[:10]).all() and np.isnan(probe[10:]).all()  # iterations 10.. had not run
+    assert (np.asarray(state["history"]["n_changed"])[10:] == -1).all() and int(state["aux"]) == 10
+    assert np.isfinite(np.asarray(state["params"]["w"])).all()
+    # resuming from it hits the NaN again (the same iterations, the same draws), and saves nothing new
+    before = ck.path.read_bytes()
+    with pytest.raises(FloatingPointError, match="non-finite probe"):
+        drive_loop(advance, fresh(), x, max_iters=40, chunk_size=10, checkpoint=ck, verbose=False)
+    assert ck.path.read_bytes() == before
+
+
+def test_loop_resumed_from_a_checkpoint_ends_where_an_uninterrupted_loop_ends(tmp_path):
+    """drive_loop stopped after its first chunk (a checkpoint every chunk) and started again ends
+    with the state of one uninterrupted call, bit for bit."""
+    from sdekc_jax.loop import Refresh, drive_loop, init_loop_state, make_advance
+
+    def refresh(params, x, aux, prev, first, key, skip_weights=None):
+        z = x @ params["w"] + 0.01 * jax.random.normal(key, (x.shape[0], 3))  # uses the iteration's key
+        labels = (z[:, 0] > 0).astype(jnp.int32)
+        return Refresh(labels, jnp.sum(labels != prev), z, None, aux, {})
+
+    def loss(params, xb, target, mask, consts, skip_weights=None):
+        return jnp.mean((xb @ params["w"] - 0.9 * target) ** 2)
+
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(48, 3)), jnp.float32)
+    tx = optax.adam(0.01)
+    advance = make_advance(refresh, loss, tx, steps_per_iter=3, tol=0.0)
+    fresh = lambda: init_loop_state({"w": jnp.eye(3)}, tx, jnp.zeros(48, jnp.int32), None, jax.random.key(3),
+                                    n=48, batch_size=16, max_iters=7)
+    ref = drive_loop(advance, fresh(), x, max_iters=7, chunk_size=3, verbose=False)
+
+    class Stop(Exception):
+        pass
+
+    class StopAfterFirstSave(Checkpointer):
+        def save(self, *a, **k):
+            super().save(*a, **k)
+            raise Stop
+
+    path = tmp_path / "cluster.msgpack"
+    with pytest.raises(Stop):
+        drive_loop(advance, fresh(), x, max_iters=7, chunk_size=3, verbose=False,
+                   checkpoint=StopAfterFirstSave(path, spec={"t": 2}))
+    ck = Checkpointer(path, spec={"t": 2})
+    assert int(ck.load(fresh())[0]["iteration"]) == 3
+    res = drive_loop(advance, fresh(), x, max_iters=7, chunk_size=3, verbose=False, checkpoint=ck)
+    assert int(res["iteration"]) == 7 and int(ck.load(fresh())[0]["iteration"]) == 7
+    for u, v in zip(jax.tree.leaves(jax.tree.map(np.asarray, {k: ref[k] for k in ref if k != "key"})),
+                    jax.tree.leaves(jax.tree.map(np.asarray, {k: res[k] for k in res if k != "key"}))):
+        np.testing.assert_array_equal(u, v)

@@ -8,10 +8,11 @@ import jax
 import numpy as np
 import pytest
 
-from sdekc_jax.models import DenseAE
+from sdekc_jax.config import RunConfig
+from sdekc_jax.models import init_params
 from sdekc_jax.pretrain import SyntheticImages, pretrain
 
-MODEL = DenseAE((4, 4, 1), n_embed=3, hidden=(16,))
+CFG = RunConfig(n_clusters=3, image_shape=(4, 4, 1), arch="dense", hidden=(16,))
 
 
 class Recording:
@@ -34,8 +35,8 @@ def data():
 
 
 def fit(x, **kw):
-    p0 = MODEL.init(jax.random.key(0), np.zeros((1, 4, 4, 1), np.float32))["params"]
-    return pretrain(MODEL, p0, x, jax.random.key(1), epochs=3, batch_size=32, verbose=False, **kw)
+    return pretrain(init_params(jax.random.key(0), CFG), x, jax.random.key(1), epochs=3, batch_size=32, verbose=False,
+                    **kw)
 
 
 def test_streamed_epochs_read_every_image_once_a_chunk_at_a_time(data):
@@ -84,10 +85,14 @@ def test_synthetic_images_are_deterministic_slices_in_range():
 
 def test_scale_runner_writes_time_and_peak_memory(tmp_path):
     root = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, str(root / "experiments" / "scale.py"), "--parts", "cluster", "--n", "600",
-                    "--max-iters", "4", "--out", str(tmp_path)], check=True, capture_output=True, text=True)
+    subprocess.run([sys.executable, str(root / "experiments" / "scale.py"), "--parts", "cluster", "pretrain", "--n", "600",
+                    "--max-iters", "4", "--chunk-size", "300", "--out", str(tmp_path)], check=True, capture_output=True,
+                   text=True)
     res = json.loads((tmp_path / "scale.json").read_text())
-    (row,) = res["rows"]
-    assert row["part"] == "cluster" and row["n"] == 600 and 1 <= row["n_iter"] <= 4
-    assert row["seconds"] > 0 and row["peak_rss_mb"] > 0 and row["acc_vs_blobs"] > 0.5
-    assert "| 600 |" in (tmp_path / "scale.md").read_text()
+    cl, pre = res["rows"]
+    assert cl["part"] == "cluster" and cl["n"] == 600 and 1 <= cl["n_iter"] <= 4
+    assert cl["seconds"] > 0 and cl["peak_rss_mb"] > 0 and cl["acc_vs_blobs"] > 0.5
+    assert pre["part"] == "pretrain" and pre["n"] == 600 and pre["chunk_size"] == 300 and pre["epochs"] == 1
+    assert len(pre["losses"]) == 1 and np.isfinite(pre["losses"]).all() and pre["images_per_second"] > 0
+    md = (tmp_path / "scale.md").read_text()
+    assert "\n| 600 | tol 0.001 | " in md and "Streamed pretraining" in md and "\n| 600 | 1 | 300 | " in md

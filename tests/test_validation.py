@@ -100,3 +100,43 @@ def test_output_folder_not_writable(tmp_path, capsys):
     blocker.write_text("")
     with pytest.raises(SystemExit, match="output folder .* is not writable"):
         main(["run", "--method", "kmeans", "--subset", "test", "--out", str(blocker / "out"), "--no-progress"])
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"n_clusters": 1}, "n_clusters must be an integer >= 2, got 1"),
+    ({"n_clusters": True}, "n_clusters must be an integer >= 2, got True"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+    ({"max_iters": 2.5}, "max_iters must be an integer >= 1"),
+    ({"embedding_dim": 0}, "embedding_dim must be None or an integer >= 1"),
+    ({"learning_rate": float("nan")}, "learning_rate must be a positive finite number"),
+    ({"cluster_learning_rate": -1.0}, "cluster_learning_rate must be a positive finite number"),
+    ({"activation": "gelu"}, "activation must be one of \\['relu', 'tanh'\\]"),
+    ({"clustering": "spectral"}, "clustering must be one of"),
+    ({"tol": -0.1}, "tol is a fraction of the points in \\[0, 1\\)"),
+    ({"image_shape": (16, 16)}, "image_shape must be \\(H, W, C\\)"),
+    ({"arch": "none"}, "raw pixels.*clustering='kmeans'"),
+])
+def test_run_config_names_the_bad_setting(change, match):
+    from sdekc_jax.config import RunConfig
+    with pytest.raises(ValueError, match=match):
+        RunConfig(**change)
+
+
+def test_fit_checks_its_arguments_before_any_work():
+    import jax
+    import jax.numpy as jnp
+    from sdekc_jax.config import RunConfig
+    from sdekc_jax.run import fit
+
+    cfg = RunConfig(n_clusters=3, image_shape=(16, 16, 1), pretrain_epochs=1, max_iters=1)
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="x has images of shape \\(8, 8, 1\\), the config says image_shape=\\(16, 16, 1\\)"):
+        fit(cfg, X[:, :8, :8], key, verbose=False)
+    with pytest.raises(ValueError, match="x has 2 samples, fewer than n_clusters=3"):
+        fit(cfg, X[:2], key, verbose=False)
+    with pytest.raises(ValueError, match="skip_weights must be \\(w_enc, w_dec\\) or an \\(R, 2\\) array, got shape \\(3,\\)"):
+        fit(cfg, X, key, jnp.ones(3), verbose=False)
+    with pytest.raises(TypeError, match="typed PRNG key"):
+        fit(cfg, X, jax.random.PRNGKey(0), verbose=False)
+    with pytest.raises(ValueError, match="the keys \\(2\\) and skip weights \\(3\\) name different numbers of runs"):
+        fit(cfg, X, jax.random.split(key, 2), jnp.ones((3, 2)), verbose=False)

@@ -4,7 +4,8 @@ Both sides run the same number of clustering iterations on the same data and enc
 data, K-means (n_init 10), the label-change count (Hungarian), S_w, eigh, greedy targets and
 ``steps_per_iter`` Adam steps on the encoder.
 
-* JAX: ``sdekc_jax.algorithm.make_chunk_fn``: the iterations inside one jitted ``lax.scan``.
+* JAX: the run's own clustering phase (``sdekc_jax.run.make_steps(cfg).advance``): the
+  iterations inside one jitted ``lax.while_loop`` (the stop test switched off: ``tol=0``).
 * Reference: a Python loop per iteration, as DEKM.py is written: embed with a jitted encoder in
   batches (``model.predict``), scikit-learn ``KMeans``, NumPy S_w / ``eigh`` / targets, then one
   jitted (donated) greedy step per mini-batch called from Python (``train_on_batch``).
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,29 +28,32 @@ import numpy as np
 import optax
 from sklearn.cluster import KMeans
 
-from _common import write_json
-from sdekc_jax.algorithm import init_cluster_state, make_chunk_fn
-from sdekc_jax.data import load_dataset
-from sdekc_jax.metrics import count_changed
-from sdekc_jax.models import CAE, embed_fn as make_embed_fn, encoder_params
-from sdekc_jax.pretrain import batch_plan, masked_mean
-from sdekc_jax.transform import apply_transform
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import write_json  # noqa: E402
+from sdekc_jax.config import RunConfig  # noqa: E402
+from sdekc_jax.data import load_dataset  # noqa: E402
+from sdekc_jax.metrics import count_changed  # noqa: E402
+from sdekc_jax.pretrain import masked_mean  # noqa: E402
+from sdekc_jax.run import make_steps  # noqa: E402
+from sdekc_jax.transform import apply_transform  # noqa: E402
 
 
-def run_jax(embed, params, x, k, iters, steps, batch_size, seed):
-    tx = optax.adam(1e-3)
-    plan = batch_plan(jax.random.key(seed), x.shape[0], batch_size)
-    chunk = make_chunk_fn(embed, tx, n_clusters=k, steps_per_iter=steps, tol=-1.0, kmeans_n_init=10,
-                          chunk_size=iters)
-    d = jax.eval_shape(embed, params, x[:1]).shape[-1]
+def run_jax(cfg, params, x, iters, seed):
+    """``iters`` iterations of the run's clustering phase (``cfg.max_iters = iters + 1``, so none
+    of them is the final, step-less one); returns (seconds, compile seconds)."""
+    steps = make_steps(cfg)
+    init, advance = jax.jit(steps.cluster_init), jax.jit(steps.advance)
     times = []
     for r in range(2):  # the first call compiles
-        state = init_cluster_state(jax.tree.map(jnp.array, params), x, k, jax.random.key(seed + r), tx, d)
+        state = init(params, x, jax.random.key(seed + r))
+        jax.block_until_ready(state)
         t0 = time.perf_counter()
-        state, rec = chunk(state, x, plan, jnp.int32(10**6))
+        state = advance(state, x, None, jnp.int32(iters))
         jax.block_until_ready(state)
         times.append(time.perf_counter() - t0)
-    assert int(np.sum(rec["ran"])) == iters and np.all(np.isfinite(rec["loss"]))
+    assert int(state["iteration"]) == iters and np.all(np.isfinite(np.asarray(state["history"]["loss"][:iters])))
     return times[-1], times[0] - times[-1]
 
 
@@ -109,11 +115,13 @@ def main(argv=None):
     x_np, y_true = load_dataset(args.dataset, args.data_dir)
     k = int(len(np.unique(y_true)))
     x = jnp.asarray(x_np, jnp.float32)
-    model = CAE(tuple(x.shape[1:]), k)
-    params = encoder_params(model.init(jax.random.key(args.seed), x[:1])["params"])
-    embed = make_embed_fn(model)
-    tj, cj = run_jax(embed, params, x, k, args.iters, args.steps_per_iter, args.batch_size, args.seed)
-    tr, cr = run_reference(embed, params, x, k, args.iters, args.steps_per_iter, args.batch_size, args.seed)
+    cfg = RunConfig(n_clusters=k, image_shape=tuple(x.shape[1:]), pretrain_epochs=0, max_iters=args.iters + 1,
+                    steps_per_iter=args.steps_per_iter, batch_size=args.batch_size, tol=0.0, kmeans_n_init=10)
+    steps = make_steps(cfg)
+    params = steps.init(jax.random.key(args.seed))
+    tj, cj = run_jax(cfg, params, x, args.iters, args.seed)
+    tr, cr = run_reference(steps.embed, params["encoder"], x, k, args.iters, args.steps_per_iter, args.batch_size,
+                           args.seed)
     row = {"dataset": args.dataset, "n": int(x.shape[0]), "iters": args.iters, "steps_per_iter": args.steps_per_iter,
            "reference_s": tr, "jax_s": tj, "speedup": tr / tj, "jax_compile_s": cj, "reference_compile_s": cr,
            "jax_s_per_iter": tj / args.iters, "reference_s_per_iter": tr / args.iters}

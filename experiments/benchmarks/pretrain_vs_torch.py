@@ -16,30 +16,35 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
-import optax
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from _common import write_json  # noqa: E402
-from torch_reference import TorchCAE, load_jax_params, max_output_difference, pretrain_torch, to_nchw  # noqa: E402
 
-from sdekc_jax.models import CAE  # noqa: E402
-from sdekc_jax.pretrain import init_state, make_epoch_fn  # noqa: E402
+from sdekc_jax.config import RunConfig  # noqa: E402
+from sdekc_jax.pretrain import init_state  # noqa: E402
+from sdekc_jax.run import make_steps  # noqa: E402
 
 
 def measure(shape, n, epochs, batch_size=256, seed=0):
-    model = CAE(shape, 10)
+    import torch  # lazily: the module imports without PyTorch
+    from torch_reference import TorchCAE, load_jax_params, max_output_difference, pretrain_torch, to_nchw
+
+    cfg = RunConfig(n_clusters=10, image_shape=shape, batch_size=batch_size)
+    steps = make_steps(cfg)  # the run's own pretraining epoch (lax.scan over mini-batches, Adam 1e-3)
     x = jax.random.uniform(jax.random.key(seed), (n,) + shape)
-    params = model.init(jax.random.key(seed + 1), x[:1])["params"]
-    tmodel = load_jax_params(TorchCAE(shape), params)
-    diff = max_output_difference(model, params, tmodel, x[:64])
+    params = steps.init(jax.random.key(seed + 1))
+    tmodel = load_jax_params(TorchCAE(shape), params)  # the twin has SDEKC's skips (0.001, 0.999)
+    diff = max_output_difference(params, tmodel, x[:64])
     if not diff <= 1e-4:
         raise AssertionError(f"the PyTorch twin differs from the JAX model by {diff:.2e} (> 1e-4); not timing")
     xt = to_nchw(x)
-    tx = optax.adam(1e-3, b1=0.9, b2=0.999)
-    state = init_state(params, tx)
-    epoch_fn = make_epoch_fn(model, tx, batch_size)
+    w = jnp.asarray(tmodel.skip_weights, jnp.float32)
+    state = init_state(params, steps.pretrain_tx)
+    jitted = jax.jit(steps.pretrain_epoch, donate_argnums=(0,))
+    epoch_fn = lambda state, x, key, epoch: jitted(state, x, key, epoch, w)
     t0 = time.perf_counter()
     state, loss = epoch_fn(state, x, jax.random.key(seed + 2), 0)
     loss.block_until_ready()
@@ -67,6 +72,8 @@ def main(argv=None):
     ap.add_argument("--shapes", nargs="+", default=["28x28x1", "16x16x1"])
     ap.add_argument("--json", help="write the rows to this JSON file")
     args = ap.parse_args(argv)
+    import torch
+
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     print("| image | max output diff | PyTorch samples/s | JAX samples/s | JAX / PyTorch | JAX compile s |")

@@ -3,8 +3,10 @@
 The twin is the network a PyTorch user would write for the same model: ``nn.Conv2d`` with
 asymmetric "SAME" padding done by ``F.pad`` (as Keras pads), ``nn.ConvTranspose2d`` cropped to
 Keras' output size, NCHW tensors, ``torch.optim.Adam``. It is checked, not assumed, to be the
-same function: :func:`load_jax_params` copies the parameters of a JAX ``CAE`` into it and the
-benchmarks assert equal outputs (to 1e-4) before timing anything.
+same function: :func:`load_jax_params` copies the parameters of the JAX CAE
+(``sdekc_jax.models.init_params``: ``{"encoder": {"conv0", "conv1", "conv2", "embed"}, "decoder":
+{"dense", "conv0", "conv1", "conv2"}}``) into it and the benchmarks assert equal outputs (to 1e-4,
+:func:`max_output_difference`) before timing anything.
 
 ``sdekc_torch`` is Algorithm 1 written the way the DEKM reference code is written (host loop,
 scikit-learn KMeans, NumPy eigh, one optimiser step per mini-batch), on this twin.
@@ -80,26 +82,29 @@ class TorchCAE(nn.Module):
 
 
 def load_jax_params(model: TorchCAE, params) -> TorchCAE:
-    """Copy the parameters of a JAX ``CAE`` (Flax layout: HWIO kernels, NHWC flatten order)."""
-    p = {k: {kk: np.asarray(vv) for kk, vv in v.items()} for k, v in params.items()}
+    """Copy the parameters of the JAX CAE into ``model``: ``params`` is ``{"encoder", "decoder"}``
+    (``sdekc_jax.models.init_params``; HWIO kernels ``(k, k, in, out)``, dense kernels ``(in,
+    out)``, NHWC flatten order). Decoder layer ``conv{j}`` mirrors encoder layer ``n-1-j``."""
+    enc = {k: {kk: np.asarray(vv) for kk, vv in v.items()} for k, v in params["encoder"].items()}
+    dec = {k: {kk: np.asarray(vv) for kk, vv in v.items()} for k, v in params["decoder"].items()}
     t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32, order="C", copy=True))
     hh, ww, cc = model.last
     with torch.no_grad():
         for i, conv in enumerate(model.enc):
-            conv.weight.copy_(t(p[f"enc_conv{i}"]["kernel"].transpose(3, 2, 0, 1)))
-            conv.bias.copy_(t(p[f"enc_conv{i}"]["bias"]))
-        k = p["embed"]["kernel"]  # (H*W*C in HWC order, d)
+            conv.weight.copy_(t(enc[f"conv{i}"]["kernel"].transpose(3, 2, 0, 1)))
+            conv.bias.copy_(t(enc[f"conv{i}"]["bias"]))
+        k = enc["embed"]["kernel"]  # (H*W*C in HWC order, d)
         model.embed.weight.copy_(t(k.reshape(hh, ww, cc, -1).transpose(3, 2, 0, 1).reshape(k.shape[1], -1)))
-        model.embed.bias.copy_(t(p["embed"]["bias"]))
-        k = p["dec_dense"]["kernel"]  # (d, H*W*C in HWC order)
+        model.embed.bias.copy_(t(enc["embed"]["bias"]))
+        k = dec["dense"]["kernel"]  # (d, H*W*C in HWC order)
         model.dec_dense.weight.copy_(t(k.reshape(-1, hh, ww, cc).transpose(3, 1, 2, 0).reshape(-1, k.shape[0])))
-        model.dec_dense.bias.copy_(t(p["dec_dense"]["bias"].reshape(hh, ww, cc).transpose(2, 0, 1).reshape(-1)))
+        model.dec_dense.bias.copy_(t(dec["dense"]["bias"].reshape(hh, ww, cc).transpose(2, 0, 1).reshape(-1)))
         for j, conv in enumerate(model.dec):
             # lax.conv_transpose (transpose_kernel=False) correlates with the kernel as stored;
             # ConvTranspose2d is the gradient of a convolution: flip the taps, (I, O, kh, kw).
-            k = p[f"dec_conv{j}"]["kernel"][::-1, ::-1]
+            k = dec[f"conv{j}"]["kernel"][::-1, ::-1]
             conv.weight.copy_(t(k.transpose(2, 3, 0, 1)))
-            conv.bias.copy_(t(p[f"dec_conv{j}"]["bias"]))
+            conv.bias.copy_(t(dec[f"conv{j}"]["bias"]))
     return model
 
 
@@ -107,9 +112,13 @@ def to_nchw(x) -> torch.Tensor:
     return torch.from_numpy(np.array(np.asarray(x, np.float32).transpose(0, 3, 1, 2), order="C"))  # a writable copy
 
 
-def max_output_difference(jax_model, params, torch_model, x) -> float:
-    """Largest |difference| of reconstructions and embeddings between the JAX and PyTorch models."""
-    x_hat, z = jax_model.apply({"params": params}, x)
+def max_output_difference(params, torch_model: TorchCAE, x) -> float:
+    """Largest |difference| of reconstructions and embeddings between the JAX CAE with ``params``
+    (``sdekc_jax.models.reconstruct``, with the twin's skip weights) and the PyTorch twin."""
+    from sdekc_jax.models import reconstruct
+
+    w = torch_model.skip_weights
+    x_hat, z = reconstruct(params, x, None if w is None else np.asarray(w, np.float32))
     with torch.no_grad():
         t_hat, tz = torch_model(to_nchw(x))
     d1 = np.max(np.abs(np.asarray(x_hat).transpose(0, 3, 1, 2) - t_hat.numpy()))
