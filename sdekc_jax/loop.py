@@ -43,7 +43,7 @@ import numpy as np
 import optax
 
 from .parallel import replicate, shard_batch
-from .pretrain import batch_plan
+from .pretrain import batch_plan, cached_jit
 from .progress import progress
 
 
@@ -169,8 +169,7 @@ def drive_loop(advance: Callable, state: dict, x: jax.Array, skip_weights=None, 
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    f = jax.vmap(advance, in_axes=(0, None, None if skip_weights is None else 0, None)) if batched else advance
-    jitted = jax.jit(f, donate_argnums=(0,))
+    jitted = cached_jit(advance, (0, None, None if skip_weights is None else 0, None) if batched else None, (0,))
     state = jax.tree.map(jnp.array, state)  # copy: the chunks donate their state
     state, x = replicate((state, jnp.asarray(x, jnp.float32)))  # on every device of the active mesh
     n_chunks = 0

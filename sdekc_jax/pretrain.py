@@ -9,6 +9,7 @@ progress bar, checkpoints and, for data sets larger than memory, streaming.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -73,6 +74,14 @@ class SyntheticImages:
             img += rng.normal(0, 0.05, size=img.shape).astype(np.float32)
             out[s - lo:e - lo] = np.clip(img / 1.5, 0, 1)[..., None]
         return out
+
+
+@functools.lru_cache(maxsize=256)
+def cached_jit(f: Callable, in_axes=None, donate: tuple = ()) -> Callable:
+    """``jax.jit(f)``, or of ``jax.vmap(f, in_axes)`` when ``in_axes`` is given; one wrapper per
+    (function, axes), so the host driver's programs (whose step functions are memoized per
+    config, ``run.make_steps``) are compiled once per config and process."""
+    return jax.jit(f if in_axes is None else jax.vmap(f, in_axes=in_axes), donate_argnums=donate)
 
 
 def masked_mean(per_sample: jax.Array, mask: jax.Array) -> jax.Array:
@@ -149,8 +158,7 @@ def drive_epochs(epoch_fn: Callable, state: dict, x, key: jax.Array, skip_weight
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    f = jax.vmap(epoch_fn, in_axes=(0, None, 0, None, None if skip_weights is None else 0)) if batched else epoch_fn
-    jitted = jax.jit(f, donate_argnums=(0,))
+    jitted = cached_jit(epoch_fn, (0, None, 0, None, None if skip_weights is None else 0) if batched else None, (0,))
     n = len(x)
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
                                    or chunk_size < 1):

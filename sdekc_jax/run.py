@@ -23,6 +23,7 @@ The key is split once, here: ``init, pretrain, cluster = jax.random.split(key, 3
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -40,7 +41,8 @@ from .dec import dec_loss, dec_refresh
 from .kmeans import kmeans
 from .loop import drive_loop, init_loop_state, make_advance
 from .models import encode, init_params, reconstruct
-from .pretrain import adam, drive_epochs, init_state, make_epoch
+from .parallel import active_mesh
+from .pretrain import adam, cached_jit as _jit, drive_epochs, init_state, make_epoch
 
 # Bump when pretraining numerics change, so old cache entries and checkpoints are not reused.
 # 4: pure model functions, optax.adam and plain bias adds (the vmap_exact workarounds removed).
@@ -64,11 +66,13 @@ class Steps(NamedTuple):
     """The pure pieces of a run (see :func:`make_steps`)."""
     init: Callable            # key -> params {"encoder", "decoder"}
     pretrain_tx: Any          # the pretraining optimiser (its state is part of the epoch's state)
+    pretrain_init: Callable   # params -> pretraining state
     pretrain_epoch: Callable  # (state, x, key, epoch, skip_weights) -> (state, mean loss)
     cluster_init: Callable    # (params, x, key, skip_weights) -> loop state
     advance: Callable         # (state, x, skip_weights, limit) -> state
     finish: Callable          # (params, state, x) -> RunResult (pretrain_loss None)
     embed: Callable           # (encoder_params, x_batch) -> z_batch
+    embed_all: Callable       # (encoder_params, x) -> z for all of x, in batches
 
 
 def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -84,7 +88,14 @@ def cluster_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
 
 
 def make_steps(cfg: RunConfig) -> Steps:
-    """The step functions of a run of ``cfg``; all pure (jit / vmap them freely)."""
+    """The step functions of a run of ``cfg``; all pure (jit / vmap them freely). Memoized per
+    config and active data-parallel mesh (``sdekc_jax.parallel``: the mini-batches' sharding is
+    fixed when a step is traced), so repeated fits of one config reuse their compiled programs."""
+    return _make_steps(cfg, active_mesh())
+
+
+@functools.lru_cache(maxsize=64)
+def _make_steps(cfg: RunConfig, mesh) -> Steps:
     act, k, d, eb = cfg.activation, cfg.n_clusters, cfg.embed_dim, cfg.embed_batch_size
     enc = lambda p, xb: encode(p, xb, activation=act)[0]
     pre_tx = adam(cfg.learning_rate)
@@ -143,8 +154,10 @@ def make_steps(cfg: RunConfig) -> Steps:
         z = embed_all(enc, final["encoder"], x, eb)
         return RunResult(st["labels"], centers, n_iter, converged, final, z, first, None, st["history"])
 
-    return Steps(lambda key: init_params(key, cfg), pre_tx, make_epoch(pre_tx, cfg.batch_size, act), cluster_init,
-                 advance if advance is not None else (lambda st, x, w, limit: st), finish, enc)
+    return Steps(lambda key: init_params(key, cfg), pre_tx, lambda p: init_state(p, pre_tx),
+                 make_epoch(pre_tx, cfg.batch_size, act), cluster_init,
+                 advance if advance is not None else (lambda st, x, w, limit: st), finish, enc,
+                 lambda p, x: embed_all(enc, p, x, eb))
 
 
 def _check_x(cfg: RunConfig, x) -> None:
@@ -182,8 +195,7 @@ def make_run(cfg: RunConfig) -> Callable:
 
 def make_embed(cfg: RunConfig) -> Callable:
     """``embed(encoder_params, x) -> z`` for all of ``x`` in batches, jitted."""
-    enc = make_steps(cfg).embed
-    return jax.jit(lambda p, x: embed_all(enc, p, x, cfg.embed_batch_size))
+    return _jit(make_steps(cfg).embed_all)
 
 
 @dataclasses.dataclass
@@ -255,9 +267,9 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
             raise ValueError(f"the keys ({key.shape[0]}) and skip weights ({w.shape[0]}) name different numbers of runs")
     n_runs = key.shape[0] if batched else 1
     w_axis = None if w is None else 0
-    V = (lambda f, axes: jax.vmap(f, in_axes=axes)) if batched else (lambda f, axes: f)
+    V = lambda f, axes: _jit(f, axes if batched else None)
     k_init, k_pre, k_cl = V(split_key, 0)(key)
-    params = jax.jit(V(steps.init, 0))(k_init)
+    params = V(steps.init, 0)(k_init)
     if fingerprint is None:
         fingerprint = data_fingerprint(x)
     keys_data = _key_data(key) if batched else [_key_data(key)]
@@ -284,7 +296,7 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
                 every=checkpoint_every)
             sub = np.asarray(missing)
             pick = (lambda tree: jax.tree.map(lambda v: v[sub], tree)) if batched else (lambda tree: tree)
-            state = V(lambda p: init_state(p, steps.pretrain_tx), 0)(pick(params))
+            state = V(steps.pretrain_init, 0)(pick(params))
             t = time.perf_counter()
             state, new_losses = drive_epochs(steps.pretrain_epoch, state, x, pick(k_pre), None if w is None else pick(w),
                                              epochs=cfg.pretrain_epochs, batched=batched, chunk_size=pretrain_chunk_size,
@@ -303,14 +315,14 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
     # --- clustering phase ----------------------------------------------------------------------
     t1 = time.perf_counter()
     xj = jnp.asarray(x, jnp.float32) if pretrain_chunk_size is None else jnp.asarray(np.asarray(x), jnp.float32)
-    st = jax.jit(V(steps.cluster_init, (0, None, 0, w_axis)))(params, xj, k_cl, w)
+    st = V(steps.cluster_init, (0, None, 0, w_axis))(params, xj, k_cl, w)
     if cfg.clustering != "kmeans":
         ck = None if root is None else Checkpointer(
             root / "cluster.msgpack", {**base, "config": cfg.to_dict(), "keys": keys_data, "skip_weights": w_list,
                                        "data": fingerprint}, every=checkpoint_every)
         st = drive_loop(steps.advance, st, xj, w, max_iters=cfg.max_iters, chunk_size=chunk_size, batched=batched,
                         checkpoint=ck, verbose=verbose, desc=cfg.clustering)
-    result = jax.jit(V(steps.finish, (0, 0, None)))(params, st, xj)
+    result = V(steps.finish, (0, 0, None))(params, st, xj)
     result = jax.device_get(result)
     t_cl = time.perf_counter() - t1
     result = result._replace(pretrain_loss=np.stack(losses) if batched else losses[0])
