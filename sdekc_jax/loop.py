@@ -83,7 +83,7 @@ def make_advance(refresh: Callable, loss: Callable, tx: optax.GradientTransforma
     Pure: jit it, vmap it over runs, or call it inside a bigger program. ``limit`` may be traced;
     it must not exceed the history's length (``max_iters``)."""
 
-    def iteration(state, x, skip_weights, limit):
+    def iteration(state, x, skip_weights):
         idx, mask = state["plan"]
         n = x.shape[0]
         it = state["iteration"]
@@ -123,7 +123,7 @@ def make_advance(refresh: Callable, loss: Callable, tx: optax.GradientTransforma
     def advance(state, x, skip_weights, limit):
         limit = jnp.minimum(limit, state["history"]["n_changed"].shape[0])
         return jax.lax.while_loop(lambda s: jnp.logical_and(~s["done"], s["iteration"] < limit),
-                                  lambda s: iteration(s, x, skip_weights, limit), state)
+                                  lambda s: iteration(s, x, skip_weights), state)
 
     return advance
 
