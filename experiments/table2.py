@@ -58,7 +58,7 @@ def markdown(cells: dict) -> str:
         cols = " | ".join("{:.4f} ± {:.4f}".format(*ms(cs, k)) for k in ("acc", "nmi", "ari"))
         budget = "; ".join(sorted({c["budget"] for c in cs}))
         paper = PAPER_TABLE2.get(m, {}).get(data)
-        p = f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else "not transcribed"
+        p = f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else "not in the paper"
         lines.append(f"| {data} | {m} | {len(cs)} | {cols} | {np.mean([c['seconds'] for c in cs]):.0f} | {budget} | {p} |")
     diffs = []
     for data in sorted({d for d, _ in rows}):

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sdekc_jax.cache import PretrainCache, default_cache_dir  # noqa: E402
 from sdekc_jax.cli import _check_out_dir, _enable_compilation_cache  # noqa: E402
-from sdekc_jax.config import PAPER_RESULTS, TABLE3_DATASETS  # noqa: E402
+from sdekc_jax.config import TABLE3_DATASETS, paper_result  # noqa: E402
 from sdekc_jax.data import DEBIAN_FASHION_MNIST_DIR, load_dataset  # noqa: E402
 from sdekc_jax.io import atomic_write_json, atomic_write_text  # noqa: E402
 from sdekc_jax.methods import METHODS, get_method, run  # noqa: E402
@@ -84,8 +84,8 @@ def markdown(cells: dict) -> str:
         f = lambda k: f"{np.mean([c[k] for c in cs]):.4f} ± {np.std([c[k] for c in cs]):.4f}"
         secs = np.mean([c["seconds"] for c in cs])
         budget = "; ".join(sorted({cell_budget(c)[0] for c in cs}))
-        paper = PAPER_RESULTS.get(m, {}).get(ds)
-        p = f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else "not transcribed"
+        paper, _ = paper_result(m, ds)
+        p = f"{paper[0]:.4f} / {paper[1]:.4f}" if paper else "not in the paper"
         d = f"{np.mean([c['acc'] for c in cs]) - paper[0]:+.4f}" if paper else ""
         lines.append(f"| {ds} | {m} | {len(cs)} | {f('acc')} | {f('nmi')} | {f('ari')} | {secs:.0f} | {budget} | {p} | {d} |")
     errors = [c for c in cells.values() if "error" in c]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PAPER_RESULTS, SKIP_PRESETS
+from .config import SKIP_PRESETS, paper_result
 
 QUICK = dict(pretrain_epochs=10, max_iters=20)  # about a minute on 2 CPU cores for USPS
 
@@ -50,9 +50,9 @@ def _table(dataset: str, method: str, runs: list[dict], mean: dict, std: dict) -
         lines.append(f"| {r['seed']} | {r['acc']:.4f} | {r['nmi']:.4f} | {r['ari']:.4f} | {r['seconds']:.1f} | {r['n_iter']} |")
     lines.append(f"| mean ± std | {mean['acc']:.4f} ± {std['acc']:.4f} | {mean['nmi']:.4f} ± {std['nmi']:.4f} | "
                  f"{mean['ari']:.4f} ± {std['ari']:.4f} | {mean['seconds']:.1f} | |")
-    paper = PAPER_RESULTS.get(method, {}).get(dataset)
-    lines.append(f"| paper (Table 3) | {paper[0]:.4f} | {paper[1]:.4f} | | | |" if paper else
-                 f"| paper (Table 3) | not transcribed for {dataset} | | | | |")
+    paper, table = paper_result(method, dataset)
+    lines.append(f"| paper ({table}) | {paper[0]:.4f} | {paper[1]:.4f} | | | |" if paper else
+                 f"| paper | {table} | | | | |")
     return "\n".join(lines)
 
 
