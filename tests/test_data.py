@@ -8,8 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from sdekc_jax import data
-from sdekc_jax.data import DATASETS, KNOWN_SHA256, load_dataset, read_idx
+from sdekc_jax.data import DATASETS, KNOWN_SHA256, common, load_dataset, mnist, read_idx
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 USPS_H5 = SHARED_DATA / "usps" / "USPS.h5"
@@ -229,11 +228,11 @@ def test_checksum_mismatch_warns_once_hashes_once(tmp_path, monkeypatch):
     assert len(messages) == 2  # images and labels
     images_msg = next(m for m in messages if "t10k-images" in m)
     assert all(h in images_msg for h in expected)
-    assert data._sha256(tmp_path / "t10k-images-idx3-ubyte.gz") in images_msg
+    assert common._sha256(tmp_path / "t10k-images-idx3-ubyte.gz") in images_msg
 
     calls = []
-    real_sha256 = data.hashlib.sha256
-    monkeypatch.setattr(data.hashlib, "sha256", lambda *a: calls.append(1) or real_sha256(*a))
+    real_sha256 = common.hashlib.sha256
+    monkeypatch.setattr(common.hashlib, "sha256", lambda *a: calls.append(1) or real_sha256(*a))
     with pytest.warns(UserWarning):
         load_dataset("fashion-mnist", tmp_path, subset="test")
     assert calls == []  # cached
@@ -264,7 +263,7 @@ def test_real_fashion_mnist():
 
 def test_fashion_mnist_default_uses_debian_folder(tmp_path, monkeypatch):
     _, yte = write_idx_split(tmp_path, IDX_TEST, 4, seed=2, gz=False)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path)
+    monkeypatch.setattr(mnist, "DEBIAN_FASHION_MNIST_DIR", tmp_path)
     x, y = load_dataset("fashion-mnist", subset="test")
     assert x.shape == (4, 28, 28, 1)
     np.testing.assert_array_equal(y, yte)
@@ -280,7 +279,7 @@ HAS_TF = importlib.util.find_spec("tensorflow") is not None
 def test_tfds_mock(name, monkeypatch, tmp_path):
     """TFDS path with mocked data: tfds.load with tensorflow, tfds.data_source without it."""
     tfds = pytest.importorskip("tensorflow_datasets")
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "absent")
+    monkeypatch.setattr(mnist, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "absent")
     with tfds.testing.mock_data(num_examples=5):
         x, y = load_dataset(name)
         xt, yt = load_dataset(name, subset="test")

@@ -1,6 +1,5 @@
 """Loaders of USPS (LIBSVM files), COIL-20, FRGC and the seismic data, on small files written here."""
 import bz2
-import importlib.util
 import struct
 import zlib
 from pathlib import Path
@@ -9,14 +8,12 @@ import h5py
 import numpy as np
 import pytest
 import scipy.io
+from PIL import Image
 
-from sdekc_jax import data
 from sdekc_jax.data import DATASETS, load_dataset, read_png, resize_images
 
 # Files named like known files (USPS.h5) do not have the known checksums.
 pytestmark = pytest.mark.filterwarnings("ignore:.*sha256 of")
-
-HAS_PIL = importlib.util.find_spec("PIL") is not None
 
 
 # ---------------------------------------------------------------------------- PNG writer
@@ -28,14 +25,13 @@ def _paeth(a, b, c):
     return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
 
 
-def png_bytes(arr, depth=8, color=None, palette=None, filters=(0, 1, 2, 3, 4), interlace=0) -> bytes:
-    """Minimal PNG encoder: row filters cycle through `filters`; IDAT split in two chunks."""
-    arr = np.asarray(arr)
-    if arr.ndim == 2:
-        arr = arr[..., None]
+# Adam7 interlacing: (x0, y0, dx, dy) of the seven passes
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def png_scanlines(arr, depth, filters) -> bytes:
+    """Filtered scanlines of an HWC array: row filters cycle through `filters`."""
     h, w, c = arr.shape
-    if color is None:
-        color = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     if depth == 16:
         rows = arr.astype(">u2").reshape(h, -1).view(np.uint8)
     elif depth == 8:
@@ -53,7 +49,19 @@ def png_bytes(arr, depth=8, color=None, palette=None, filters=(0, 1, 2, 3, 4), i
         pred = [0, a, prev, (a + prev) // 2, _paeth(a, prev, cc)][ftype]
         out.append(bytes([ftype]) + ((x - pred) & 255).astype(np.uint8).tobytes())
         prev = x
-    z = zlib.compress(b"".join(out))
+    return b"".join(out)
+
+
+def png_bytes(arr, depth=8, color=None, palette=None, filters=(0, 1, 2, 3, 4), interlace=0) -> bytes:
+    """Minimal PNG encoder (zlib by hand; Adam7 when `interlace`); IDAT split in two chunks."""
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    h, w, c = arr.shape
+    if color is None:
+        color = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    passes = [arr[y0::dy, x0::dx] for x0, y0, dx, dy in ADAM7] if interlace else [arr]
+    z = zlib.compress(b"".join(png_scanlines(p, depth, filters) for p in passes if p.size))
 
     def chunk(t, d):
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
@@ -126,54 +134,105 @@ def test_resize_bilinear_and_area_by_hand():
                                    atol=1e-6)
 
 
-# ---------------------------------------------------------------------------- PNG decoder
+# ---------------------------------------------------------------------------- PNG decoding (Pillow)
 
 
-@pytest.mark.parametrize("kind", ["grey8", "ga8", "rgb8", "rgba8", "grey16", "rgb16", "palette8", "grey1", "grey4"])
-@pytest.mark.parametrize("batch", [False, True])
-def test_png_decoder(tmp_path, kind, batch, monkeypatch):
-    monkeypatch.setattr(data, "_PNG_BATCH_MIN", 2 if batch else 10**9)
-    rng = np.random.default_rng(hash(kind) % 1000)
+# kind -> (bit depth, channels; 0 = palette, Adam7 interlaced)
+PNG_KINDS = {
+    "grey1": (1, 1, 0), "grey2": (2, 1, 0), "grey4": (4, 1, 0), "grey8": (8, 1, 0), "grey16": (16, 1, 0),
+    "ga8": (8, 2, 0), "ga16": (16, 2, 0), "rgb8": (8, 3, 0), "rgb16": (16, 3, 0), "rgba8": (8, 4, 0),
+    "rgba16": (16, 4, 0), "palette4": (4, 0, 0), "palette8": (8, 0, 0),
+    "grey8-interlaced": (8, 1, 1), "rgb8-interlaced": (8, 3, 1), "grey16-interlaced": (16, 1, 1),
+}
+
+
+@pytest.mark.parametrize("kind", PNG_KINDS)
+def test_png_decoder(tmp_path, kind):
+    """PNGs written by hand (zlib, every row filter): levels / (2**depth - 1), exactly; Pillow reads
+    16-bit colour and grey+alpha at 8 bits, i.e. the high byte / 255 (within 1/257 of level / 65535)."""
+    depth, channels, interlace = PNG_KINDS[kind]
+    rng = np.random.default_rng(list(PNG_KINDS).index(kind))
     h, w = 7, 9
-    depth = {"grey16": 16, "rgb16": 16, "grey1": 1, "grey4": 4}.get(kind, 8)
-    channels = {"ga8": 2, "rgb8": 3, "rgba8": 4, "rgb16": 3}.get(kind, 1)
     maxval = 2**depth - 1
     paths, expected = [], []
     for i in range(3):
         filters = (0, 1, 2, 3, 4)[i:] + (0, 1, 2, 3, 4)[:i]  # rows of different filters across images
-        if kind == "palette8":
-            palette = rng.integers(0, 256, size=(5, 3))
-            idx = rng.integers(0, 5, size=(h, w))
-            p = write_png(tmp_path / f"{i}.png", idx, color=3, palette=palette, filters=filters)
-            expected.append(palette[idx] / 255)
+        if channels == 0:
+            palette = rng.integers(0, 256, size=(2**depth, 3))
+            idx = rng.integers(0, 2**depth, size=(h, w))
+            p = write_png(tmp_path / f"{i}.png", idx, depth=depth, color=3, palette=palette, filters=filters,
+                          interlace=interlace)
+            expected.append(palette[idx].astype(np.float32) / np.float32(255))
         else:
             arr = rng.integers(0, maxval + 1, size=(h, w, channels))
-            p = write_png(tmp_path / f"{i}.png", arr, depth=depth, filters=filters)
-            expected.append(arr / maxval)
+            p = write_png(tmp_path / f"{i}.png", arr, depth=depth, filters=filters, interlace=interlace)
+            if depth == 16 and channels > 1:
+                np.testing.assert_allclose((arr >> 8) / 255, arr / maxval, atol=1 / 257 + 1e-12)
+                expected.append((arr >> 8).astype(np.float32) / np.float32(255))
+            else:
+                expected.append(arr.astype(np.float32) / np.float32(maxval))
         paths.append(p)
     images = read_png(paths)
     for img, exp in zip(images, expected):
         assert img.dtype == np.float32 and img.shape == exp.shape
-        np.testing.assert_allclose(img, exp, atol=1e-6)
-    np.testing.assert_allclose(read_png(paths[0]), expected[0], atol=1e-6)
+        np.testing.assert_array_equal(img, exp)
+    np.testing.assert_array_equal(read_png(paths[0]), expected[0])
+    np.testing.assert_array_equal(read_png(str(paths[1])), expected[1])
+
+
+def test_read_png_exact_values(tmp_path):
+    """Values pinned by hand: grey levels over the largest level of the bit depth, palette -> RGB."""
+    grey8 = write_png(tmp_path / "g8.png", np.array([[0, 1, 128, 255]], np.uint8))
+    np.testing.assert_array_equal(read_png(grey8)[0, :, 0], np.array([0, 1, 128, 255], np.float32) / np.float32(255))
+    grey16 = write_png(tmp_path / "g16.png", np.array([[0, 1, 257, 32768, 65535]]), depth=16)
+    np.testing.assert_array_equal(read_png(grey16)[0, :, 0], np.float32([0, 1, 257, 32768, 65535]) / np.float32(65535))
+    assert read_png(grey16)[0, 2, 0] == np.float32(1 / 255) and read_png(grey16)[0, 4, 0] == 1.0
+    grey1 = write_png(tmp_path / "g1.png", np.array([[1, 0, 1]]), depth=1)
+    np.testing.assert_array_equal(read_png(grey1)[..., 0], [[1.0, 0.0, 1.0]])
+    grey2 = write_png(tmp_path / "g2.png", np.array([[0, 1, 2, 3]]), depth=2)
+    np.testing.assert_array_equal(read_png(grey2)[..., 0], [np.float32([0, 1, 2, 3]) / np.float32(3)])
+    pal = write_png(tmp_path / "p.png", np.array([[1, 0]]), color=3, palette=[[255, 0, 0], [0, 51, 255]])
+    np.testing.assert_array_equal(read_png(pal), np.float32([[[0, 0.2, 1], [1, 0, 0]]]))
+    rgba = write_png(tmp_path / "rgba.png", np.array([[[255, 0, 51, 0]]]))
+    np.testing.assert_array_equal(read_png(rgba), np.float32([[[1, 0, 0.2, 0]]]))
+    rgb16 = write_png(tmp_path / "rgb16.png", np.array([[[0x3312, 0xFFFF, 0x00FF]]]), depth=16)
+    np.testing.assert_array_equal(read_png(rgb16), np.float32([[[0.2, 1, 0]]]))  # the high byte / 255
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P", "I;16"])
+def test_read_png_written_by_pillow(tmp_path, mode):
+    """PNGs of another encoder (Pillow's own, adaptive filters) read back exactly."""
+    shape = {"LA": (6, 5, 2), "RGB": (6, 5, 3), "RGBA": (6, 5, 4)}.get(mode, (6, 5))
+    top = 65535 if mode == "I;16" else 255
+    arr = np.random.default_rng(0).integers(0, top + 1, size=shape).astype(np.uint16 if top > 255 else np.uint8)
+    im = Image.fromarray(arr)
+    (im.convert("P") if mode == "P" else im).save(tmp_path / "a.png")  # P: a grey palette
+    with Image.open(tmp_path / "a.png") as saved:
+        assert saved.mode == mode
+    expected = arr.astype(np.float32) / np.float32(top)
+    if mode == "P":
+        expected = np.repeat(expected[..., None], 3, -1)  # palette -> RGB
+    x = read_png(tmp_path / "a.png")
+    np.testing.assert_array_equal(x, expected.reshape(x.shape))
 
 
 def test_png_errors(tmp_path):
+    """Bad files: one ValueError naming the file (not a Pillow traceback)."""
     good = png_bytes(np.zeros((4, 4), np.uint8))
-    (tmp_path / "a.png").write_bytes(b"GIF89a" + good[6:])
-    with pytest.raises(ValueError, match="not a PNG"):
-        read_png(tmp_path / "a.png")
+    cases = {"not a PNG": b"GIF89a" + good[6:], "(?i)truncated": good[:-20]}
     bad = bytearray(good)
     bad[20] ^= 1  # inside IHDR: CRC mismatch
-    (tmp_path / "b.png").write_bytes(bytes(bad))
-    with pytest.raises(ValueError, match="CRC"):
-        read_png(tmp_path / "b.png")
-    (tmp_path / "c.png").write_bytes(png_bytes(np.zeros((4, 4), np.uint8), interlace=1))
-    with pytest.raises(ValueError, match="interlaced"):
-        read_png(tmp_path / "c.png")
-    (tmp_path / "d.png").write_bytes(good[:-20])
-    with pytest.raises(ValueError, match="truncated"):
-        read_png(tmp_path / "d.png")
+    cases["corrupt or unsupported PNG file .*checksum"] = bytes(bad)
+    # IHDR says interlaced (CRC fixed), the data is not: too little image data
+    ihdr = bytearray(good[12:29])
+    ihdr[-1] = 1
+    cases["corrupt or unsupported PNG file"] = good[:12] + bytes(ihdr) + struct.pack(">I", zlib.crc32(ihdr)) + good[33:]
+    for i, (match, content) in enumerate(cases.items()):
+        path = tmp_path / f"{i}.png"
+        path.write_bytes(content)
+        with pytest.raises(ValueError, match=match) as e:
+            read_png(path)
+        assert str(path) in str(e.value) and "\n" not in str(e.value)
 
 
 # ---------------------------------------------------------------------------- USPS, LIBSVM files
@@ -480,13 +539,23 @@ def test_frgc_folders(tmp_path):
     np.testing.assert_allclose(x[2], np.broadcast_to([1.0, 0, 0], (32, 32, 3)), atol=1e-6)  # red stays red
 
 
-@pytest.mark.skipif(HAS_PIL, reason="Pillow is installed: JPEG files are decoded")
-def test_frgc_jpeg_without_pillow(tmp_path):
+def test_frgc_other_formats(tmp_path):
+    """JPEG, BMP, ... through Pillow: the decoded pixels / 255, grey as RGB; a bad file is one clear error."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
     (tmp_path / "s1").mkdir()
-    (tmp_path / "s1" / "a.jpg").write_bytes(b"\xff\xd8\xff\xe0 fake jpeg")
-    with pytest.raises(ValueError, match="only PNG") as e:
+    Image.fromarray(rgb).save(tmp_path / "s1" / "a.bmp")
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "s1" / "b.jpg", quality=90)
+    x, y = load_dataset("frgc", tmp_path)
+    assert y.tolist() == [0, 0]
+    np.testing.assert_array_equal(x[0], rgb / np.float32(255))
+    with Image.open(tmp_path / "s1" / "b.jpg") as im:
+        grey = np.asarray(im, np.float32) / np.float32(255)
+    np.testing.assert_array_equal(x[1], np.repeat(grey[..., None], 3, -1))
+    (tmp_path / "s1" / "c.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    with pytest.raises(ValueError, match="c.jpg") as e:
         load_dataset("frgc", tmp_path)
-    assert "Pillow" in str(e.value) and "a.jpg" in str(e.value)
+    assert "frgc" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_frgc_too_many_classes(tmp_path):
