@@ -174,6 +174,7 @@ def run_cell(name: str, dataset: str, seed: int, x, y, *, cache, progress: bool,
         "seconds": r.timings["pretrain"] + r.timings["cluster"],
         "pretrain_seconds": r.timings["pretrain"], "cluster_seconds": r.timings["cluster"],
         "pretrain_cache_hit": r.pretrain_cache_hit, "n_iter": r.n_iter, "converged": r.converged,
+        "pretrain_final_mse": (float(r.history["pretrain_loss"][-1]) if len(r.history.get("pretrain_loss", ())) else None),
         "config": r.config,
         "wall_seconds": time.perf_counter() - t0,
     }

@@ -2,7 +2,7 @@
 
     repeat
         Z  <- encoder(X)                                  embed all data
-        labels, C <- K-means(Z)                           (warm-started from the last centres)
+        labels, C <- K-means(Z)                           (restarts: RunConfig.kmeans_schedule)
         S_w <- sum_i (z_i - c_{l_i})(z_i - c_{l_i})^T     Eq. 8
         V  <- eigenvectors of S_w, ascending, as rows     Eq. 9
         Y  <- V Z;  Y' <- Y with last coordinate := the cluster centre's (V C)   Eqs. 13-15
@@ -51,21 +51,42 @@ def embed_all(embed_fn: EmbedFn, params: Any, x: jax.Array, batch_size: int = 10
     return shard_batch(z)
 
 
-def dekm_refresh(embed_fn: EmbedFn, n_clusters: int, kmeans_n_init: int, embed_batch_size: int = 1024,
-                 kmeans_max_iter: int = 300) -> Callable:
-    """Algorithm 1's refresh: embed all, K-means (warm-started from the last centres; the first
-    refresh from the first ``n_clusters`` embeddings), S_w, V, the greedy targets Y'."""
+DEKM_FIRST_N_INIT = 100  # DEKM.py: KMeans(n_init=100) at the first refresh
 
-    def refresh(params, x, centers, prev_labels, first, key, skip_weights=None):
+
+def dekm_refresh(embed_fn: EmbedFn, n_clusters: int, kmeans_n_init: int, embed_batch_size: int = 1024,
+                 kmeans_max_iter: int = 300, schedule: str = "warm") -> Callable:
+    """Algorithm 1's refresh: embed all, K-means, S_w, V, the greedy targets Y'.
+
+    The K-means follows ``schedule`` (``RunConfig.kmeans_schedule``): ``"warm"``,
+    ``kmeans_n_init`` restarts with restart 0 warm-started from the last centres (the first
+    refresh: from the first ``n_clusters`` embeddings); ``"dekm"``, DEKM.py's
+    ``DEKM_FIRST_N_INIT`` fresh k-means++ restarts at the first refresh and then twice the
+    previous K-means' Lloyd iterations (at most ``2 * kmeans_max_iter``). The carried ``aux`` is
+    ``{"centers", "n_iter"}`` of the last K-means."""
+    if schedule not in ("warm", "dekm"):
+        raise ValueError(f"schedule must be 'warm' or 'dekm', got {schedule!r}")
+    cap = max(DEKM_FIRST_N_INIT, 2 * kmeans_max_iter)
+
+    def refresh(params, x, aux, prev_labels, first, key, skip_weights=None):
         z = embed_all(embed_fn, params, x, embed_batch_size)
-        warm = jnp.where(first, z[:n_clusters], centers)
-        km = kmeans(key, z, n_clusters, n_init=kmeans_n_init, init=warm, max_iter=kmeans_max_iter)
+        if schedule == "warm":
+            warm = jnp.where(first, z[:n_clusters], aux["centers"])
+            km = kmeans(key, z, n_clusters, n_init=kmeans_n_init, init=warm, max_iter=kmeans_max_iter)
+        else:
+            n_active = jnp.where(first, DEKM_FIRST_N_INIT, 2 * aux["n_iter"])
+            km = kmeans(key, z, n_clusters, n_init=cap, n_active=n_active, max_iter=kmeans_max_iter)
         v, _ = orthogonal_transform(within_cluster_scatter(z, km.labels, km.centers))
         target = greedy_target(apply_transform(v, z), km.labels, apply_transform(v, km.centers))
-        return Refresh(km.labels, count_changed_jax(prev_labels, km.labels, n_clusters), target, v, km.centers,
-                       {"inertia": km.inertia})
+        return Refresh(km.labels, count_changed_jax(prev_labels, km.labels, n_clusters), target, v,
+                       {"centers": km.centers, "n_iter": km.n_iter}, {"inertia": km.inertia})
 
     return refresh
+
+
+def initial_aux(n_clusters: int, dim: int) -> dict:
+    """The ``aux`` before the first refresh (ignored by it)."""
+    return {"centers": jnp.zeros((n_clusters, dim), jnp.float32), "n_iter": jnp.zeros((), jnp.int32)}
 
 
 def dekm_loss(embed_fn: EmbedFn) -> Callable:

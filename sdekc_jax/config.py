@@ -19,6 +19,7 @@ DEFAULT_SKIPS = "swapped"
 ARCHS = ("cae", "arae", "dense", "none")
 CLUSTERINGS = ("dekm", "dec", "kmeans")
 OPTIMIZERS = ("adam", "sgd")
+KMEANS_SCHEDULES = ("warm", "dekm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +37,12 @@ class RunConfig:
     fine-tuning); refresh every ``steps_per_iter`` optimiser steps, stop when fewer than
     ``tol * n`` points change cluster or after ``max_iters`` refreshes. The clustering optimiser
     is ``cluster_optimizer`` (``"adam"`` or ``"sgd"``, with ``cluster_momentum``) at
-    ``cluster_learning_rate`` (None: ``learning_rate``). ``record_labels`` keeps every
-    iteration's labels in the history (memory ``max_iters * n``).
+    ``cluster_learning_rate`` (None: ``learning_rate``). The K-means of each Algorithm 1 refresh
+    follows ``kmeans_schedule``: ``"warm"`` runs ``kmeans_n_init`` k-means++ restarts, restart 0
+    warm-started from the last centres (the first refresh: from the first ``n_clusters``
+    embeddings); ``"dekm"`` is the DEKM reference code's (DEKM.py): 100 fresh restarts at the first
+    refresh, then twice the previous K-means' Lloyd iterations, with no warm start.
+    ``record_labels`` keeps every iteration's labels in the history (memory ``max_iters * n``).
     """
 
     n_clusters: int = 10
@@ -60,6 +65,7 @@ class RunConfig:
     cluster_momentum: float = 0.0
     kmeans_n_init: int = 10
     kmeans_max_iter: int = 300
+    kmeans_schedule: str = "warm"
     dec_alpha: float = 1.0
     dec_gamma: float = 1.0
     dec_reconstruction: bool = False
@@ -83,7 +89,7 @@ class RunConfig:
                 raise ValueError(f"RunConfig.embedding_dim must be None or an integer >= 1, got {self.embedding_dim!r}")
             set_("embedding_dim", int(self.embedding_dim))
         for k, allowed in (("arch", ARCHS), ("clustering", CLUSTERINGS), ("cluster_optimizer", OPTIMIZERS),
-                           ("activation", ("relu", "tanh"))):
+                           ("activation", ("relu", "tanh")), ("kmeans_schedule", KMEANS_SCHEDULES)):
             if getattr(self, k) not in allowed:
                 raise ValueError(f"RunConfig.{k} must be one of {list(allowed)}, got {getattr(self, k)!r}")
         for k in ("learning_rate", "dec_alpha", "dec_gamma") + (("cluster_learning_rate",)

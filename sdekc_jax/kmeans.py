@@ -268,6 +268,47 @@ def _lloyd(x, xtp, xw, centers, tol_abs, max_iter: int):
     return centers, it, done
 
 
+def _with_ones(x: jax.Array) -> jax.Array:
+    """[x, 0..., 1]: cluster sums and counts in one pass, rows padded to a multiple of 4 floats."""
+    n, d = x.shape
+    w = -(-(d + 1) // 4) * 4
+    return jnp.concatenate([x, jnp.zeros((n, w - d - 1), x.dtype), jnp.ones((n, 1), x.dtype)], axis=1)
+
+
+def _seed_bits(key, n_seeded: int, n_clusters: int) -> jax.Array:
+    return jax.random.bits(key, (n_seeded, 1 + (n_clusters - 1) * _n_trials(n_clusters)), jnp.uint32)
+
+
+@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "max_iter"))
+def _kmeans_dynamic(key, x, tol, n_active, *, n_clusters, n_init, max_iter):
+    """The first ``n_active`` (traced, clipped to 1..n_init) of ``n_init`` k-means++ restarts, one
+    after another in a ``lax.while_loop``: seeding and Lloyd per restart. A later restart
+    replaces the best so far only when its inertia is lower by more than the relative tie
+    tolerance, so the first of tied restarts wins, as in :func:`_kmeans`."""
+    n, d = x.shape
+    nb, m = _block_shape(n)
+    xtp = jnp.pad(x.T, ((0, 0), (0, nb * m - n)))
+    xtp_sq = sum(xtp[l] ** 2 for l in range(d))
+    tol_abs = tol * jnp.mean(jnp.var(x, axis=0))
+    bits = _seed_bits(key, n_init, n_clusters)
+    xw = _with_ones(x)
+    n_active = jnp.clip(n_active, 1, n_init)
+
+    def body(carry):
+        i, best = carry
+        c0 = _kmeans_plusplus(bits[i], x, xtp, xtp_sq, n_clusters)
+        centers, n_iter, conv = _lloyd(x, xtp, xw, c0, tol_abs, max_iter)
+        inertia = jnp.sum(_assign(x, xtp[:, :n], centers)[1])
+        better = jnp.logical_or(i == 0, inertia < best[1] * (1 - _TIE_RTOL))
+        new = (centers, inertia, n_iter, conv)
+        return i + 1, jax.tree.map(lambda a, b: jnp.where(better, a, b), new, best)
+
+    empty = (jnp.zeros((n_clusters, d), x.dtype), jnp.asarray(jnp.inf, x.dtype), jnp.int32(0), jnp.bool_(False))
+    _, (centers, _, n_iter, conv) = lax.while_loop(lambda c: c[0] < n_active, body, (jnp.int32(0), empty))
+    labels, min_sq = _assign(x, xtp[:, :n], centers)
+    return KMeansResult(labels, centers, jnp.sum(min_sq), n_iter, conv)
+
+
 @functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "max_iter"))
 def _kmeans(key, x, tol, init, *, n_clusters, n_init, max_iter):
     n, d = x.shape
@@ -284,7 +325,7 @@ def _kmeans(key, x, tol, init, *, n_clusters, n_init, max_iter):
     if n_seeded > 0:
         xtp_sq = sum(xtp[l] ** 2 for l in range(d))  # XLA:CPU's reduce over axis 0 is slow
         n_trials = _n_trials(n_clusters)
-        bits = jax.random.bits(key, (n_seeded, 1 + (n_clusters - 1) * n_trials), jnp.uint32)
+        bits = _seed_bits(key, n_seeded, n_clusters)
         # Seed in equal groups of restarts (vmap inside lax.map), so that a step's (group *
         # trials, n) potentials stay about cache-sized (faster than all at once or one by one)
         # and no larger than two (k, n) arrays (memory O(n*k) like one restart's Lloyd).
@@ -294,9 +335,7 @@ def _kmeans(key, x, tol, init, *, n_clusters, n_init, max_iter):
         seeds.append(lax.map(lambda b: _kmeans_plusplus(b, x, xtp, xtp_sq, n_clusters), bits, batch_size=group))
     seeds = jnp.concatenate(seeds) if len(seeds) > 1 else seeds[0]
 
-    # [x, 0..., 1]: cluster sums and counts in one pass, rows padded to a multiple of 4 floats.
-    w = -(-(d + 1) // 4) * 4
-    xw = jnp.concatenate([x, jnp.zeros((n, w - d - 1), x.dtype), jnp.ones((n, 1), x.dtype)], axis=1)
+    xw = _with_ones(x)
 
     def restart(_, c0):
         centers, n_iter, conv = _lloyd(x, xtp, xw, c0, tol_abs, max_iter)
@@ -314,7 +353,7 @@ def _kmeans(key, x, tol, init, *, n_clusters, n_init, max_iter):
 
 
 def kmeans(key: jax.Array, x: jax.Array, n_clusters: int, *, n_init: int = 10, max_iter: int = 300,
-           tol: float = 1e-4, init: Optional[jax.Array] = None) -> KMeansResult:
+           tol: float = 1e-4, init: Optional[jax.Array] = None, n_active=None) -> KMeansResult:
     """K-means clustering of the rows of ``x`` (n, d).
 
     Seeds ``n_init`` restarts with scikit-learn's greedy k-means++ (``2 + int(log k)`` trials per
@@ -330,6 +369,11 @@ def kmeans(key: jax.Array, x: jax.Array, n_clusters: int, *, n_init: int = 10, m
     returned centres. Memory: O(n*k + n*d), plus (group x trials x n) while seeding.
     Jitted (``n_clusters``, ``n_init``, ``max_iter`` static); can be called inside
     ``jit``/``vmap``/``lax.while_loop``/``lax.scan``.
+
+    ``n_active`` (an int or a traced int32 scalar) runs only the first ``n_active`` restarts
+    (clipped to ``1..n_init``; ``n_init`` is then a static cap), each seeded and iterated in turn
+    in a ``lax.while_loop``: a number of restarts that changes from call to call without
+    recompiling (the DEKM reference code's schedule, :mod:`sdekc_jax.algorithm`). Not with ``init``.
     """
     x = jnp.asarray(x)
     if x.ndim != 2:
@@ -349,5 +393,10 @@ def kmeans(key: jax.Array, x: jax.Array, n_clusters: int, *, n_init: int = 10, m
         init = jnp.asarray(init)
         if init.shape != (n_clusters, x.shape[1]):
             raise ValueError(f"init must have shape {(n_clusters, x.shape[1])}, got {init.shape}.")
+    if n_active is not None:
+        if init is not None:
+            raise ValueError("n_active (a varying number of k-means++ restarts) cannot be combined with init.")
+        return _kmeans_dynamic(key, x, jnp.asarray(tol, x.dtype), jnp.asarray(n_active, jnp.int32),
+                               n_clusters=n_clusters, n_init=n_init, max_iter=max_iter)
     return _kmeans(key, x, jnp.asarray(tol, x.dtype), init, n_clusters=n_clusters,
                    n_init=n_init, max_iter=max_iter)

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .algorithm import dekm_loss, dekm_refresh, embed_all
+from .algorithm import dekm_loss, dekm_refresh, embed_all, initial_aux
 from .cache import PretrainCache, data_fingerprint, lookup_pretrained, store_pretrained
 from .checkpoint import Checkpointer
 from .config import RunConfig
@@ -106,16 +106,15 @@ def _make_steps(cfg: RunConfig, mesh) -> Steps:
     advance = None
 
     if cfg.clustering == "dekm":
-        advance = make_advance(dekm_refresh(enc, k, cfg.kmeans_n_init, eb, cfg.kmeans_max_iter), dekm_loss(enc), tx,
-                               steps_per_iter=cfg.steps_per_iter, tol=cfg.tol)
+        refresh = dekm_refresh(enc, k, cfg.kmeans_n_init, eb, cfg.kmeans_max_iter, cfg.kmeans_schedule)
+        advance = make_advance(refresh, dekm_loss(enc), tx, steps_per_iter=cfg.steps_per_iter, tol=cfg.tol)
 
         def cluster_init(params, x, key, skip_weights=None):
             n = x.shape[0]
-            return loop_state(params["encoder"], jnp.zeros((n,), jnp.int32), jnp.zeros((k, d), jnp.float32), key, n,
-                              ("inertia",))
+            return loop_state(params["encoder"], jnp.zeros((n,), jnp.int32), initial_aux(k, d), key, n, ("inertia",))
 
         def trained_parts(params, st):
-            return {"encoder": st["params"], "decoder": params["decoder"]}, st["aux"]
+            return {"encoder": st["params"], "decoder": params["decoder"]}, st["aux"]["centers"]
 
     elif cfg.clustering == "dec":
         embed_p = lambda p, xb: enc(p["encoder"], xb)

@@ -114,3 +114,27 @@ def test_figures_writes_every_plot_and_the_numbers_behind_them(tmp_path, monkeyp
     z = np.load(out / "tsne.npz")
     assert z["labels"].shape == (60,)
     assert all(z[f"tsne_{p}"].shape == (60, 2) and np.isfinite(z[f"tsne_{p}"]).all() for p in rep["panels"])
+
+
+def test_kmeans_schedule_runs_both_schedules_per_seed_reports_pairs_and_resumes(tmp_path, monkeypatch):
+    ks = _load("kmeans_schedule")
+    calls = []
+
+    def fake_cell(name, dataset, seed, x, y, *, overrides, **kw):
+        calls.append((name, overrides["kmeans_schedule"], seed))
+        acc = 0.78 + 0.01 * seed + (0.005 if overrides["kmeans_schedule"] == "dekm" else 0.0)
+        return {"method": name, "dataset": dataset, "seed": seed, "acc": acc, "nmi": 0.8, "ari": 0.7, "n_iter": 12,
+                "converged": True, "pretrain_final_mse": 0.0125, "config": {}}
+
+    monkeypatch.setattr(ks.table3, "run_cell", fake_cell)
+    monkeypatch.setattr(ks.table3, "load", lambda d, r: (np.zeros((4, 16, 16, 1), np.float32), np.array([0, 1, 0, 1])))
+    args = ["--seeds", "0", "1", "--methods", "dekm", "--out", str(tmp_path / "ks"), "--cache-dir", str(tmp_path / "c")]
+    assert ks.main(args) == 0
+    assert calls == [("dekm", "warm", 0), ("dekm", "dekm", 0), ("dekm", "warm", 1), ("dekm", "dekm", 1)]
+    md = (tmp_path / "ks" / "kmeans_schedule.md").read_text()
+    assert "paper, Table 3: ACC 0.7975" in md
+    assert "| 0 | 0.7800 | 0.8000 | 12 | 0.7850 | 0.8000 | 12 | +0.0050 | 0.01250 |" in md
+    assert "paired ΔACC (dekm − warm) over 2 seeds: +0.0050 ± 0.0000" in md
+    assert "**warm** (2 seeds): ACC 0.7850 ± 0.0050" in md and "-0.0125 vs the paper" in md
+    calls.clear()
+    assert ks.main(args) == 0 and calls == []  # finished cells are not recomputed

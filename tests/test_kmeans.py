@@ -199,6 +199,35 @@ def test_restarts_equal_best_single_run():
     assert float(res.inertia) == float(best.inertia) and int(res.n_iter) == int(best.n_iter)
 
 
+def test_a_varying_number_of_restarts():
+    """n_active runs the first restarts of the cap: all of them = the static restarts; fewer = the
+    best of those first seeds run one at a time; one compiled program for every count."""
+    x = jnp.asarray(_int_data(seed=1))
+    n, k, cap = x.shape[0], 5, 6
+    key = jax.random.PRNGKey(3)
+    full = kmeans(key, x, k, n_init=cap)
+    dyn = jax.jit(lambda a: kmeans(key, x, k, n_init=cap, n_active=a))
+    for a in (cap, cap + 5):  # clipped to the cap
+        r = dyn(jnp.int32(a))
+        np.testing.assert_array_equal(np.asarray(r.labels), np.asarray(full.labels))
+        np.testing.assert_array_equal(np.asarray(r.centers), np.asarray(full.centers))
+        assert int(r.n_iter) == int(full.n_iter)
+    bits = jax.random.bits(key, (cap, 1 + (k - 1) * km._n_trials(k)), jnp.uint32)
+    nb, m = km._block_shape(n)
+    xtp = jnp.pad(x.T, ((0, 0), (0, nb * m - n)))
+    seed = jax.jit(lambda b: km._kmeans_plusplus(b, x, xtp, jnp.sum(xtp * xtp, axis=0), k))
+    singles = [kmeans(key, x, k, n_init=1, init=seed(b)) for b in bits]
+    for a in (0, 1, 2, 4):
+        best = singles[int(np.argmin([float(s.inertia) for s in singles[:max(a, 1)]]))]
+        r = dyn(jnp.int32(a))
+        np.testing.assert_array_equal(np.asarray(r.labels), np.asarray(best.labels))
+        assert float(r.inertia) == float(best.inertia)
+    batched = jax.vmap(dyn)(jnp.array([1, 4], jnp.int32))  # per-run counts under vmap
+    np.testing.assert_array_equal(np.asarray(batched.labels[1]), np.asarray(dyn(jnp.int32(4)).labels))
+    with pytest.raises(ValueError, match="n_active"):
+        kmeans(key, x, k, n_init=cap, n_active=2, init=full.centers)
+
+
 def test_assignment_paths_agree():
     """Fused (k*d small) and matmul assignment, incremental scatter and one-hot cluster sums agree."""
     rng = np.random.default_rng(0)

@@ -26,11 +26,13 @@ def small_images(n=160, seed=0):
     return x.astype(np.float32)
 
 
-@pytest.mark.parametrize("clustering", ["dekm", "dec", "kmeans"])
+@pytest.mark.parametrize("clustering", ["dekm", "dekm-schedule", "dec", "kmeans"])
 def test_driver_gives_the_labels_of_the_jitted_run(clustering):
     """``fit`` (one jitted epoch / chunk at a time) and ``jax.jit(make_run(cfg))`` (one program)
     end with the same labels, counts and pretraining losses for the same key and config."""
-    extra = {"dec_reconstruction": True, "dec_gamma": 0.1} if clustering == "dec" else {}
+    extra = {"dec": {"dec_reconstruction": True, "dec_gamma": 0.1},
+             "dekm-schedule": {"kmeans_schedule": "dekm"}}.get(clustering, {})
+    clustering = clustering.split("-")[0]
     cfg = sk.RunConfig(**SMALL, clustering=clustering, tol=0.0, **extra)
     x = small_images()
     r = jax.jit(sk.make_run(cfg))(jax.random.key(3), x, W)

@@ -40,7 +40,7 @@ COMMON_KEYS = {
 CLUSTER_KEYS = {
     "kmeans": set(),
     "dec": {"max_iters", "steps_per_iter", "tol", "gamma", "alpha", "cluster_optimizer"},
-    "dekm": {"max_iters", "steps_per_iter", "tol", "learning_rate"},
+    "dekm": {"max_iters", "steps_per_iter", "tol", "learning_rate", "kmeans_schedule"},
 }
 
 
@@ -109,6 +109,7 @@ def run_config(method: Method, cfg: Mapping[str, Any], image_shape, n_clusters: 
             fields[k] = cfg[k]
     if method.clustering == "dekm":
         fields["cluster_learning_rate"] = cfg.get("learning_rate", 1e-3)
+        fields["kmeans_schedule"] = cfg.get("kmeans_schedule", "warm")
     if method.clustering == "dec":
         opt = dict(cfg["cluster_optimizer"])
         name, lr, momentum = opt.pop("name", None), opt.pop("learning_rate", None), opt.pop("momentum", None)

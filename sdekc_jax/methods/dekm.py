@@ -3,8 +3,9 @@
 Source: spdj2271/DEKM, DEKM.py: pretraining Adam 200 epochs batch 256; clustering Adam
 (lr 1e-3), update_interval 40 steps, stop when at most 0.5% of the points change cluster
 (``n_change_assignment <= 0.005 n``; we test ``< tol n``) or after 140 * 100 steps = 350
-iterations. K-means restarts: 10 (the core's; DEKM.py uses 100, then twice the last run's
-iteration count).
+iterations. K-means restarts: ``kmeans_schedule`` (RunConfig): "warm" (10 restarts, one
+warm-started from the last centres) or "dekm" (DEKM.py's: 100 restarts, then twice the last
+K-means' iteration count, no warm start).
 """
 from .base import Method
 from .cae_kmeans import CAE_PRETRAIN
