@@ -55,7 +55,7 @@ DEKM_FIRST_N_INIT = 100  # DEKM.py: KMeans(n_init=100) at the first refresh
 
 
 def dekm_refresh(embed_fn: EmbedFn, n_clusters: int, kmeans_n_init: int, embed_batch_size: int = 1024,
-                 kmeans_max_iter: int = 300, schedule: str = "warm") -> Callable:
+                 kmeans_max_iter: int = 300, schedule: str = "warm", scoring: str = "auto") -> Callable:
     """Algorithm 1's refresh: embed all, K-means, S_w, V, the greedy targets Y'.
 
     The K-means follows ``schedule`` (``RunConfig.kmeans_schedule``): ``"warm"``,
@@ -63,7 +63,8 @@ def dekm_refresh(embed_fn: EmbedFn, n_clusters: int, kmeans_n_init: int, embed_b
     refresh: from the first ``n_clusters`` embeddings); ``"dekm"``, DEKM.py's
     ``DEKM_FIRST_N_INIT`` fresh k-means++ restarts at the first refresh and then twice the
     previous K-means' Lloyd iterations (at most ``2 * kmeans_max_iter``). The carried ``aux`` is
-    ``{"centers", "n_iter"}`` of the last K-means."""
+    ``{"centers", "n_iter"}`` of the last K-means. ``scoring``: K-means' assignment form
+    (:func:`sdekc_jax.kmeans.kmeans`)."""
     if schedule not in ("warm", "dekm"):
         raise ValueError(f"schedule must be 'warm' or 'dekm', got {schedule!r}")
     cap = max(DEKM_FIRST_N_INIT, 2 * kmeans_max_iter)
@@ -72,10 +73,10 @@ def dekm_refresh(embed_fn: EmbedFn, n_clusters: int, kmeans_n_init: int, embed_b
         z = embed_all(embed_fn, params, x, embed_batch_size)
         if schedule == "warm":
             warm = jnp.where(first, z[:n_clusters], aux["centers"])
-            km = kmeans(key, z, n_clusters, n_init=kmeans_n_init, init=warm, max_iter=kmeans_max_iter)
+            km = kmeans(key, z, n_clusters, n_init=kmeans_n_init, init=warm, max_iter=kmeans_max_iter, scoring=scoring)
         else:
             n_active = jnp.where(first, DEKM_FIRST_N_INIT, 2 * aux["n_iter"])
-            km = kmeans(key, z, n_clusters, n_init=cap, n_active=n_active, max_iter=kmeans_max_iter)
+            km = kmeans(key, z, n_clusters, n_init=cap, n_active=n_active, max_iter=kmeans_max_iter, scoring=scoring)
         v, _ = orthogonal_transform(within_cluster_scatter(z, km.labels, km.centers))
         target = greedy_target(apply_transform(v, z), km.labels, apply_transform(v, km.centers))
         return Refresh(km.labels, count_changed_jax(prev_labels, km.labels, n_clusters), target, v,

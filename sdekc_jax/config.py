@@ -5,10 +5,13 @@ import dataclasses
 import math
 import numbers
 
+from .kmeans import SCORINGS
+from .layers import CONV_IMPLS, PRECISIONS
+
 # (w_enc, w_dec) of the two weighted additive skips; None = no skips (DEKM's CAE).
 # "swapped" is our default: 0.001 on the encoder feature, 0.999 on the decoder feature. The
 # paper's text reads the other way round ("paper-text"); measured, that reading lets the
-# reconstruction bypass the embedding (see README, "Which skip weight goes where").
+# reconstruction bypass the embedding (see docs/skips.md).
 SKIP_PRESETS: dict[str, tuple[float, float] | None] = {
     "swapped": (0.001, 0.999),
     "paper-text": (0.999, 0.001),
@@ -43,6 +46,11 @@ class RunConfig:
     embeddings); ``"dekm"`` is the DEKM reference code's (DEKM.py): 100 fresh restarts at the first
     refresh, then twice the previous K-means' Lloyd iterations, with no warm start.
     ``record_labels`` keeps every iteration's labels in the history (memory ``max_iters * n``).
+    Kernels: ``conv_impl`` ``"auto"`` traces the convolutions per backend (``lax`` convolutions on
+    GPU/TPU, the gather forms on CPU; :mod:`sdekc_jax.layers`), ``"lax"`` / ``"gather"`` force one;
+    ``kmeans_scoring`` likewise for K-means' assignment (``"auto"``, ``"unrolled"``, ``"matmul"``);
+    ``precision="bf16"`` computes convolutions and dense layers in bfloat16 (parameters, optimiser
+    state, losses, K-means, S_w and ``eigh`` stay float32).
     """
 
     n_clusters: int = 10
@@ -53,6 +61,8 @@ class RunConfig:
     kernels: tuple[int, ...] = (5, 5, 3)
     hidden: tuple[int, ...] = (500, 500, 2000)
     activation: str = "relu"
+    conv_impl: str = "auto"             # "auto": lax convolutions on GPU/TPU, gather forms on CPU
+    precision: str = "float32"          # "bf16": convolutions and dense layers compute in bfloat16
     pretrain_epochs: int = 200          # Adam, lr 1e-3, b1 0.9, b2 0.999
     batch_size: int = 256
     learning_rate: float = 1e-3
@@ -66,6 +76,7 @@ class RunConfig:
     kmeans_n_init: int = 10
     kmeans_max_iter: int = 300
     kmeans_schedule: str = "warm"
+    kmeans_scoring: str = "auto"        # "auto": unrolled on CPU, matmul on GPU/TPU (sdekc_jax.kmeans)
     dec_alpha: float = 1.0
     dec_gamma: float = 1.0
     dec_reconstruction: bool = False
@@ -89,7 +100,9 @@ class RunConfig:
                 raise ValueError(f"RunConfig.embedding_dim must be None or an integer >= 1, got {self.embedding_dim!r}")
             set_("embedding_dim", int(self.embedding_dim))
         for k, allowed in (("arch", ARCHS), ("clustering", CLUSTERINGS), ("cluster_optimizer", OPTIMIZERS),
-                           ("activation", ("relu", "tanh")), ("kmeans_schedule", KMEANS_SCHEDULES)):
+                           ("activation", ("relu", "tanh")), ("kmeans_schedule", KMEANS_SCHEDULES),
+                           ("conv_impl", CONV_IMPLS), ("precision", PRECISIONS),
+                           ("kmeans_scoring", SCORINGS)):
             if getattr(self, k) not in allowed:
                 raise ValueError(f"RunConfig.{k} must be one of {list(allowed)}, got {getattr(self, k)!r}")
         for k in ("learning_rate", "dec_alpha", "dec_gamma") + (("cluster_learning_rate",)
@@ -115,6 +128,11 @@ class RunConfig:
         if self.arch == "none":
             return math.prod(self.image_shape)
         return self.embedding_dim or self.n_clusters
+
+    @property
+    def model_opts(self) -> dict:
+        """The keyword arguments of ``encode`` / ``decode`` / ``reconstruct`` for this config."""
+        return {"activation": self.activation, "conv": self.conv_impl, "precision": self.precision}
 
     @property
     def cluster_lr(self) -> float:

@@ -55,7 +55,27 @@ class KMeansResult(NamedTuple):
     converged: jax.Array  # () bool
 
 
-def _labels(xt: jax.Array, c: jax.Array) -> jax.Array:
+SCORINGS = ("auto", "unrolled", "matmul")
+
+
+def _labels_matmul(xt: jax.Array, c: jax.Array) -> jax.Array:
+    """(n,) nearest centres from the (k, n) score matmul and ``argmin`` (what accelerators do best)."""
+    scores = jnp.sum(c * c, axis=1)[:, None] - 2.0 * jnp.dot(c, xt, precision=_PREC)
+    return jnp.argmin(scores, axis=0).astype(jnp.int32)
+
+
+def _labels(xt: jax.Array, c: jax.Array, scoring: str = "auto") -> jax.Array:
+    """(n,) int32 index of the nearest centre (first one on ties) for the columns of ``xt`` (d, n):
+    the unrolled CPU form below (``"unrolled"``), :func:`_labels_matmul` (``"matmul"``), or per
+    backend (``"auto"``: unrolled on CPU, matmul elsewhere)."""
+    if scoring == "auto":
+        return lax.platform_dependent(xt, c, cpu=_labels_unrolled, default=_labels_matmul)
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {list(SCORINGS)}, got {scoring!r}")
+    return (_labels_unrolled if scoring == "unrolled" else _labels_matmul)(xt, c)
+
+
+def _labels_unrolled(xt: jax.Array, c: jax.Array) -> jax.Array:
     """(n,) int32 index of the nearest centre (first one on ties) for the columns of ``xt`` (d, n).
 
     Ranks ``||c_j||^2 - 2 x.c_j``, which differs from the squared distance by ``||x||^2``.
@@ -91,7 +111,23 @@ def _min_sq(x: jax.Array, c: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.sum((x - c[labels]) ** 2, axis=1)
 
 
-def _assign(x: jax.Array, xt: jax.Array, c: jax.Array) -> Tuple[jax.Array, jax.Array]:
+def _assign(x: jax.Array, xt: jax.Array, c: jax.Array, scoring: str = "auto") -> Tuple[jax.Array, jax.Array]:
+    """(labels, min_sq) for the rows of ``x`` (n, d) / columns of ``xt`` (d, n); ``scoring`` as in
+    :func:`_labels` (the unrolled form fuses the exact distances with the argmin; the matmul form
+    ranks by matmul and then forms the exact distance to the chosen centre)."""
+    if scoring == "auto":
+        return lax.platform_dependent(x, xt, c, cpu=_assign_unrolled, default=_assign_matmul)
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {list(SCORINGS)}, got {scoring!r}")
+    return (_assign_unrolled if scoring == "unrolled" else _assign_matmul)(x, xt, c)
+
+
+def _assign_matmul(x: jax.Array, xt: jax.Array, c: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    labels = _labels_matmul(xt, c)
+    return labels, _min_sq(x, c, labels)
+
+
+def _assign_unrolled(x: jax.Array, xt: jax.Array, c: jax.Array) -> Tuple[jax.Array, jax.Array]:
     """(labels, min_sq) for the rows of ``x`` (n, d) / columns of ``xt`` (d, n).
 
     Distances are exact ``||x - c||^2`` (no cancellation). For ``k * d <= _FUSED_MAX`` they are
@@ -99,7 +135,7 @@ def _assign(x: jax.Array, xt: jax.Array, c: jax.Array) -> Tuple[jax.Array, jax.A
     """
     k, d = c.shape
     if k * d > _FUSED_MAX:
-        labels = _labels(xt, c)
+        labels = _labels_unrolled(xt, c)
         return labels, _min_sq(x, c, labels)
     best = labels = None
     for j in range(k):
@@ -114,16 +150,16 @@ def _assign(x: jax.Array, xt: jax.Array, c: jax.Array) -> Tuple[jax.Array, jax.A
     return labels, best
 
 
-@jax.jit
-def assign(x: jax.Array, centers: jax.Array) -> Tuple[jax.Array, jax.Array]:
-    """Nearest-centre assignment (jitted).
+@functools.partial(jax.jit, static_argnames=("scoring",))
+def assign(x: jax.Array, centers: jax.Array, scoring: str = "auto") -> Tuple[jax.Array, jax.Array]:
+    """Nearest-centre assignment (jitted; ``scoring`` as in :func:`kmeans`).
 
     Returns ``(labels, min_sq_dist)``: (n,) int32 index of the closest centre (the first one on
     ties) and (n,) squared distance to it, computed as ||x - c||^2 for accuracy.
     """
     x = jnp.asarray(x)
     centers = jnp.asarray(centers).astype(x.dtype)
-    return _assign(x, x.T, centers)
+    return _assign(x, x.T, centers, scoring)
 
 
 def _sums_moved(xw: jax.Array, labels: jax.Array, labels_old: jax.Array, k: int) -> jax.Array:
@@ -225,7 +261,7 @@ def _kmeans_plusplus(bits, x, xtp, xtp_sq, n_clusters: int) -> jax.Array:
     return centers
 
 
-def _lloyd(x, xtp, xw, centers, tol_abs, max_iter: int):
+def _lloyd(x, xtp, xw, centers, tol_abs, max_iter: int, scoring: str = "auto"):
     """Lloyd iterations from ``centers``; returns (centers, n_iter, converged).
 
     ``xtp`` is ``x.T`` with any number of extra columns (sliced off inside the loop, where XLA
@@ -253,7 +289,7 @@ def _lloyd(x, xtp, xw, centers, tol_abs, max_iter: int):
 
     def body(state):
         it, c, labels_old, sc_old, _ = state
-        labels = _labels(xtp[:, :n], c)
+        labels = _labels(xtp[:, :n], c, scoring)
         sc, strict = _cluster_sums(xw, labels, labels_old, sc_old, k)  # strict: labels unchanged
         sums, counts = lax.cond(jnp.any(sc[:, -1] == 0), relocate, lambda s, n_, *_: (s, n_),
                                 sc[:, :d], sc[:, -1], labels, c)  # runs only if a cluster is empty
@@ -279,8 +315,8 @@ def _seed_bits(key, n_seeded: int, n_clusters: int) -> jax.Array:
     return jax.random.bits(key, (n_seeded, 1 + (n_clusters - 1) * _n_trials(n_clusters)), jnp.uint32)
 
 
-@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "max_iter"))
-def _kmeans_dynamic(key, x, tol, n_active, *, n_clusters, n_init, max_iter):
+@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "max_iter", "scoring"))
+def _kmeans_dynamic(key, x, tol, n_active, *, n_clusters, n_init, max_iter, scoring):
     """The first ``n_active`` (traced, clipped to 1..n_init) of ``n_init`` k-means++ restarts, one
     after another in a ``lax.while_loop``: seeding and Lloyd per restart. A later restart
     replaces the best so far only when its inertia is lower by more than the relative tie
@@ -297,20 +333,20 @@ def _kmeans_dynamic(key, x, tol, n_active, *, n_clusters, n_init, max_iter):
     def body(carry):
         i, best = carry
         c0 = _kmeans_plusplus(bits[i], x, xtp, xtp_sq, n_clusters)
-        centers, n_iter, conv = _lloyd(x, xtp, xw, c0, tol_abs, max_iter)
-        inertia = jnp.sum(_assign(x, xtp[:, :n], centers)[1])
+        centers, n_iter, conv = _lloyd(x, xtp, xw, c0, tol_abs, max_iter, scoring)
+        inertia = jnp.sum(_assign(x, xtp[:, :n], centers, scoring)[1])
         better = jnp.logical_or(i == 0, inertia < best[1] * (1 - _TIE_RTOL))
         new = (centers, inertia, n_iter, conv)
         return i + 1, jax.tree.map(lambda a, b: jnp.where(better, a, b), new, best)
 
     empty = (jnp.zeros((n_clusters, d), x.dtype), jnp.asarray(jnp.inf, x.dtype), jnp.int32(0), jnp.bool_(False))
     _, (centers, _, n_iter, conv) = lax.while_loop(lambda c: c[0] < n_active, body, (jnp.int32(0), empty))
-    labels, min_sq = _assign(x, xtp[:, :n], centers)
+    labels, min_sq = _assign(x, xtp[:, :n], centers, scoring)
     return KMeansResult(labels, centers, jnp.sum(min_sq), n_iter, conv)
 
 
-@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "max_iter"))
-def _kmeans(key, x, tol, init, *, n_clusters, n_init, max_iter):
+@functools.partial(jax.jit, static_argnames=("n_clusters", "n_init", "max_iter", "scoring"))
+def _kmeans(key, x, tol, init, *, n_clusters, n_init, max_iter, scoring):
     n, d = x.shape
     # x.T zero-padded to whole blocks for the seeding; Lloyd reads its first n columns.
     nb, m = _block_shape(n)
@@ -338,8 +374,8 @@ def _kmeans(key, x, tol, init, *, n_clusters, n_init, max_iter):
     xw = _with_ones(x)
 
     def restart(_, c0):
-        centers, n_iter, conv = _lloyd(x, xtp, xw, c0, tol_abs, max_iter)
-        inertia = jnp.sum(_assign(x, xtp[:, :n], centers)[1])
+        centers, n_iter, conv = _lloyd(x, xtp, xw, c0, tol_abs, max_iter, scoring)
+        inertia = jnp.sum(_assign(x, xtp[:, :n], centers, scoring)[1])
         return None, (centers, inertia, n_iter, conv)
 
     _, (centers, inertia, n_iter, conv) = lax.scan(restart, None, seeds)
@@ -348,12 +384,13 @@ def _kmeans(key, x, tol, init, *, n_clusters, n_init, max_iter):
     # only by rounding and by the order of their labels, so a strict argmin would let float
     # reassociation (another device count, a vmapped batch) permute the labels.
     best = jnp.argmax(inertia <= jnp.min(inertia) * (1 + _TIE_RTOL))
-    labels, min_sq = _assign(x, xtp[:, :n], centers[best])
+    labels, min_sq = _assign(x, xtp[:, :n], centers[best], scoring)
     return KMeansResult(labels, centers[best], jnp.sum(min_sq), n_iter[best], conv[best])
 
 
 def kmeans(key: jax.Array, x: jax.Array, n_clusters: int, *, n_init: int = 10, max_iter: int = 300,
-           tol: float = 1e-4, init: Optional[jax.Array] = None, n_active=None) -> KMeansResult:
+           tol: float = 1e-4, init: Optional[jax.Array] = None, n_active=None,
+           scoring: str = "auto") -> KMeansResult:
     """K-means clustering of the rows of ``x`` (n, d).
 
     Seeds ``n_init`` restarts with scikit-learn's greedy k-means++ (``2 + int(log k)`` trials per
@@ -374,6 +411,11 @@ def kmeans(key: jax.Array, x: jax.Array, n_clusters: int, *, n_init: int = 10, m
     (clipped to ``1..n_init``; ``n_init`` is then a static cap), each seeded and iterated in turn
     in a ``lax.while_loop``: a number of restarts that changes from call to call without
     recompiling (the DEKM reference code's schedule, :mod:`sdekc_jax.algorithm`). Not with ``init``.
+
+    ``scoring``: how points are assigned to centres. ``"unrolled"`` is laid out for XLA:CPU (see
+    the module doc), ``"matmul"`` is a (k, n) score matmul and ``argmin`` (native on GPU/TPU),
+    ``"auto"`` traces both under ``lax.platform_dependent`` (unrolled on CPU, matmul elsewhere).
+    They assign the same nearest centres (ties aside, where distances agree to float rounding).
     """
     x = jnp.asarray(x)
     if x.ndim != 2:
@@ -393,10 +435,12 @@ def kmeans(key: jax.Array, x: jax.Array, n_clusters: int, *, n_init: int = 10, m
         init = jnp.asarray(init)
         if init.shape != (n_clusters, x.shape[1]):
             raise ValueError(f"init must have shape {(n_clusters, x.shape[1])}, got {init.shape}.")
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {list(SCORINGS)}, got {scoring!r}.")
     if n_active is not None:
         if init is not None:
             raise ValueError("n_active (a varying number of k-means++ restarts) cannot be combined with init.")
         return _kmeans_dynamic(key, x, jnp.asarray(tol, x.dtype), jnp.asarray(n_active, jnp.int32),
-                               n_clusters=n_clusters, n_init=n_init, max_iter=max_iter)
+                               n_clusters=n_clusters, n_init=n_init, max_iter=max_iter, scoring=scoring)
     return _kmeans(key, x, jnp.asarray(tol, x.dtype), init, n_clusters=n_clusters,
-                   n_init=n_init, max_iter=max_iter)
+                   n_init=n_init, max_iter=max_iter, scoring=scoring)

@@ -247,9 +247,51 @@ def conv_up_overlap(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: in
     return overlap_add(p, stride, pah - kh + 1, paw - kw + 1, oh, ow) + bias
 
 
-# The implementations the models use by default.
-conv_down = conv_down_gather
-conv_up = conv_up_overlap
+# --- The kernels the models call: chosen per backend ------------------------------------------
+# "auto" traces both formulations under ``lax.platform_dependent``: the gather / overlap-add forms
+# on CPU (XLA:CPU's own convolutions are slow inside compiled loops), ``lax`` convolutions on every
+# other platform (native convolutions on the MXU / tensor cores). Lowering keeps only the branch of
+# the platform it lowers for, so one traced program exports for any platform. "lax" / "gather"
+# force one formulation everywhere. All compute the same function.
+CONV_IMPLS = ("auto", "lax", "gather")
+PRECISIONS = ("float32", "bf16")
+
+
+def _compute_in(precision: str, *arrays):
+    if precision == "float32":
+        return arrays
+    if precision == "bf16":
+        return tuple(a.astype(jnp.bfloat16) for a in arrays)
+    raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+
+
+def _per_backend(cpu_fn, other_fn, x, kernel, bias, stride, padding, impl, precision):
+    x, kernel = _compute_in(precision, x, kernel)
+    cpu = lambda a, k, b: cpu_fn(a, k, b, stride, padding)
+    other = lambda a, k, b: other_fn(a, k, b, stride, padding)
+    if impl == "auto":
+        y = lax.platform_dependent(x, kernel, bias, cpu=cpu, default=other)
+    elif impl in ("gather", "lax"):
+        y = (cpu if impl == "gather" else other)(x, kernel, bias)
+    else:
+        raise ValueError(f"conv impl must be one of {list(CONV_IMPLS)}, got {impl!r}")
+    return y.astype(jnp.float32)
+
+
+def conv_down(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, padding: Padding, *,
+              impl: str = "auto", precision: str = "float32") -> jax.Array:
+    """Strided convolution (``flax.linen.Conv``'s function): :func:`conv_down_gather` on CPU and
+    :func:`conv_down_lax` elsewhere (``impl="auto"``), or the one ``impl`` names. ``precision="bf16"``
+    computes in bfloat16 (inputs and kernel cast; the bias add and the result in float32)."""
+    return _per_backend(conv_down_gather, conv_down_lax, x, kernel, bias, stride, padding, impl, precision)
+
+
+def conv_up(x: jax.Array, kernel: jax.Array, bias: jax.Array, stride: int, padding: Padding, *,
+            impl: str = "auto", precision: str = "float32") -> jax.Array:
+    """Strided transposed convolution (``flax.linen.ConvTranspose``'s function):
+    :func:`conv_up_overlap` on CPU and :func:`conv_up_lax` elsewhere; ``impl`` and ``precision`` as
+    in :func:`conv_down`."""
+    return _per_backend(conv_up_overlap, conv_up_lax, x, kernel, bias, stride, padding, impl, precision)
 
 
 def conv_out_size(size: int, kernel: int, stride: int, padding: Padding) -> int:
@@ -266,9 +308,11 @@ def conv_up_out_size(size: int, kernel: int, stride: int, padding: Padding) -> i
     return (size - 1) * stride + kernel
 
 
-def dense(params: dict, x: jax.Array) -> jax.Array:
-    """``x @ kernel + bias`` over the last axis of ``x`` (``flax.linen.Dense``'s function)."""
-    return jnp.dot(x, params["kernel"]) + params["bias"]
+def dense(params: dict, x: jax.Array, *, precision: str = "float32") -> jax.Array:
+    """``x @ kernel + bias`` over the last axis of ``x`` (``flax.linen.Dense``'s function);
+    ``precision="bf16"``: the product in bfloat16 (accumulated and returned in float32)."""
+    xc, k = _compute_in(precision, x, params["kernel"])
+    return jnp.dot(xc, k, preferred_element_type=jnp.float32) + params["bias"]
 
 
 def weighted_skip(encoder_feature: jax.Array, decoder_feature: jax.Array, weights) -> jax.Array:

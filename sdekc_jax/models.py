@@ -29,6 +29,7 @@ The binary preset of the paper's Table 2 is the same CAE with ``filters=(4, 2, 1
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Sequence
 
@@ -173,32 +174,45 @@ def _check_nhwc(x: jax.Array, cin: int) -> None:
         raise ValueError(f"expected NHWC images with {cin} channel(s), got an array of shape {x.shape}")
 
 
-def _res_block(p: dict, x: jax.Array, stride: int, padding: str, act) -> jax.Array:
+def _res_block(p: dict, x: jax.Array, stride: int, padding: str, act, ops) -> jax.Array:
     """conv 3x3 (stride, padding) -> act -> conv 3x3 s1 SAME -> + shortcut -> act. The shortcut
     is the identity, or (``"proj"``) a 1x1 linear projection of ``x[:, ::s, ::s]`` cropped to the
     main path's size (ResNet's projection; the crop matters where the padding is VALID)."""
-    h = act(conv_down(x, p["conv1"]["kernel"], p["conv1"]["bias"], stride, padding))
-    h = conv_down(h, p["conv2"]["kernel"], p["conv2"]["bias"], 1, "SAME")
+    cd = ops[0]
+    h = act(cd(x, p["conv1"]["kernel"], p["conv1"]["bias"], stride, padding))
+    h = cd(h, p["conv2"]["kernel"], p["conv2"]["bias"], 1, "SAME")
     if "proj" in p:
         s = x[:, ::stride, ::stride, :][:, :h.shape[1], :h.shape[2], :]
-        shortcut = conv_down(s, p["proj"]["kernel"], p["proj"]["bias"], 1, "VALID")
+        shortcut = cd(s, p["proj"]["kernel"], p["proj"]["bias"], 1, "VALID")
     else:
         shortcut = x
     return act(h + shortcut)
 
 
-def encode(encoder_params: Params, x: jax.Array, *, activation: str = "relu") -> tuple[jax.Array, list[jax.Array]]:
+def _ops(conv: str, precision: str):
+    """(conv_down, conv_up, dense) with the kernel choice and the compute precision bound."""
+    return (functools.partial(conv_down, impl=conv, precision=precision),
+            functools.partial(conv_up, impl=conv, precision=precision),
+            functools.partial(dense, precision=precision))
+
+
+def encode(encoder_params: Params, x: jax.Array, *, activation: str = "relu", conv: str = "auto",
+           precision: str = "float32") -> tuple[jax.Array, list[jax.Array]]:
     """``(z, skip_features)``: the embedding (linear) of NHWC images ``x`` and the encoder feature
     maps that the skips and the decoder use (none for the dense AE). The architecture is read
-    from the parameters."""
+    from the parameters. ``conv``: the convolution kernels (``"auto"``: per backend, see
+    :mod:`sdekc_jax.layers`; ``"lax"``; ``"gather"``); ``precision``: ``"float32"`` or ``"bf16"``
+    (convolutions and dense layers compute in bfloat16; parameters and outputs stay float32)."""
     p, act = encoder_params, _act(activation)
+    ops = _ops(conv, precision)
+    cd, _, dn = ops
     if "conv0" in p:
         n = _count(p, "conv")
         _check_nhwc(x, p["conv0"]["kernel"].shape[2])
         pads = conv_paddings(x.shape[1], x.shape[2], n)
         feats, h = [], x
         for i in range(n):
-            h = act(conv_down(h, p[f"conv{i}"]["kernel"], p[f"conv{i}"]["bias"], 2, pads[i]))
+            h = act(cd(h, p[f"conv{i}"]["kernel"], p[f"conv{i}"]["bias"], 2, pads[i]))
             feats.append(h)
     elif "block0" in p:
         n = _count(p, "block") - 1
@@ -206,7 +220,7 @@ def encode(encoder_params: Params, x: jax.Array, *, activation: str = "relu") ->
         pads = conv_paddings(x.shape[1], x.shape[2], n) + ["SAME"]
         feats, h = [], x
         for b in range(n + 1):
-            h = _res_block(p[f"block{b}"], h, 2 if b < n else 1, pads[b], act)
+            h = _res_block(p[f"block{b}"], h, 2 if b < n else 1, pads[b], act, ops)
             feats.append(h)
         feats = feats[:n]
     elif "dense0" in p or "embed" in p:
@@ -215,20 +229,20 @@ def encode(encoder_params: Params, x: jax.Array, *, activation: str = "relu") ->
         if h.shape[1] != d_in:
             raise ValueError(f"expected inputs of {d_in} values each, got shape {x.shape}")
         for i in range(_count(p, "dense")):
-            h = act(dense(p[f"dense{i}"], h))
-        return dense(p["embed"], h), []
+            h = act(dn(p[f"dense{i}"], h))
+        return dn(p["embed"], h), []
     elif not p:  # raw pixels
         return x.reshape(x.shape[0], -1), []
     else:
         raise ValueError(f"unknown encoder parameters with entries {sorted(p)}")
     if h.shape[1] * h.shape[2] * h.shape[3] != p["embed"]["kernel"].shape[0]:
         raise ValueError(f"images of shape {tuple(x.shape[1:])} do not fit these parameters (made for another image size)")
-    return dense(p["embed"], h.reshape(h.shape[0], -1)), feats
+    return dn(p["embed"], h.reshape(h.shape[0], -1)), feats
 
 
-def embed(encoder_params: Params, x: jax.Array, *, activation: str = "relu") -> jax.Array:
-    """The embedding alone: ``encode(...)[0]``."""
-    return encode(encoder_params, x, activation=activation)[0]
+def embed(encoder_params: Params, x: jax.Array, **opts) -> jax.Array:
+    """The embedding alone: ``encode(...)[0]`` (``opts``: those of :func:`encode`)."""
+    return encode(encoder_params, x, **opts)[0]
 
 
 # --- decoder ----------------------------------------------------------------------------------
@@ -242,25 +256,28 @@ def _up_padding(size_in: int, size_out: int, k: int) -> str:
 
 
 def decode(decoder_params: Params, z: jax.Array, skip_features: Sequence[jax.Array],
-           skip_weights: Any = None, *, activation: str = "relu") -> jax.Array:
+           skip_weights: Any = None, *, activation: str = "relu", conv: str = "auto",
+           precision: str = "float32") -> jax.Array:
     """The reconstruction from the embedding ``z`` and the encoder's ``skip_features``.
 
     ``skip_weights``: ``(w_enc, w_dec)`` (an array of shape (2,), traced or not) or None (no
-    skips). The dense AE's decoder returns flat rows (N, H*W*C) and ignores the features."""
+    skips). The dense AE's decoder returns flat rows (N, H*W*C) and ignores the features.
+    ``conv``, ``precision``: as in :func:`encode`."""
     p, act = decoder_params, _act(activation)
+    _, cu, dn = _ops(conv, precision)
     if "out" in p:  # dense AE
         if skip_weights is not None:
             raise ValueError("the dense autoencoder has no skips; pass skip_weights=None")
         h = z
         for i in range(_count(p, "dense")):
-            h = act(dense(p[f"dense{i}"], h))
-        return dense(p["out"], h)
+            h = act(dn(p[f"dense{i}"], h))
+        return dn(p["out"], h)
     n = _count(p, "conv")
     feats = list(skip_features)
     if len(feats) != n:
         raise ValueError(f"decode needs the {n} encoder feature maps that encode returns, got {len(feats)}")
     last = feats[-1].shape[1:]
-    h = act(dense(p["dense"], z)).reshape((z.shape[0],) + tuple(last))
+    h = act(dn(p["dense"], z)).reshape((z.shape[0],) + tuple(last))
     for j in range(n):
         kernel = p[f"conv{j}"]["kernel"]
         # decoder layer j maps encoder feature n-1-j's size back to feature n-2-j's (the image's: 2x)
@@ -268,7 +285,7 @@ def decode(decoder_params: Params, z: jax.Array, skip_features: Sequence[jax.Arr
         pad = _up_padding(h.shape[1], target[0], kernel.shape[0])
         if _up_padding(h.shape[2], target[1], kernel.shape[1]) != pad:
             raise ValueError(f"decoder layer {j}: height and width need different paddings; unsupported image shape")
-        h = conv_up(h, kernel, p[f"conv{j}"]["bias"], 2, pad)
+        h = cu(h, kernel, p[f"conv{j}"]["bias"], 2, pad)
         if j == n - 1:
             break  # linear output
         h = act(h)
@@ -277,11 +294,11 @@ def decode(decoder_params: Params, z: jax.Array, skip_features: Sequence[jax.Arr
     return h
 
 
-def reconstruct(params: Params, x: jax.Array, skip_weights: Any = None, *,
-                activation: str = "relu") -> tuple[jax.Array, jax.Array]:
-    """``(x_hat, z)``: encode then decode; ``x_hat`` has the shape of ``x``."""
-    z, feats = encode(params["encoder"], x, activation=activation)
-    return decode(params["decoder"], z, feats, skip_weights, activation=activation).reshape(x.shape), z
+def reconstruct(params: Params, x: jax.Array, skip_weights: Any = None, **opts) -> tuple[jax.Array, jax.Array]:
+    """``(x_hat, z)``: encode then decode; ``x_hat`` has the shape of ``x`` (``opts``: ``activation``,
+    ``conv``, ``precision``, as in :func:`encode`)."""
+    z, feats = encode(params["encoder"], x, **opts)
+    return decode(params["decoder"], z, feats, skip_weights, **opts).reshape(x.shape), z
 
 
 def param_count(tree: Any) -> int:

@@ -19,8 +19,8 @@ with 4 forced CPU devices in ``tests/test_parallel.py``). Outside the block noth
     with data_parallel(data_mesh()):            # all local devices
         fitted = fit(cfg, x, jax.random.key(0))
 
-On a multi-host TPU slice call ``jax.distributed.initialize()`` first on every host (see the
-README, "Several devices"); ``data_mesh()`` then spans the devices of all hosts.
+On a multi-host TPU slice call ``jax.distributed.initialize()`` first on every host (see
+docs/parallel-and-scale.md); ``data_mesh()`` then spans the devices of all hosts.
 """
 from __future__ import annotations
 

@@ -88,9 +88,10 @@ def masked_mean(per_sample: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(per_sample * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def reconstruction_loss(params: dict, x: jax.Array, mask: jax.Array, skip_weights=None, activation: str = "relu"):
-    """Mean squared reconstruction error over the unmasked samples of a batch."""
-    x_hat, _ = reconstruct(params, x, skip_weights, activation=activation)
+def reconstruction_loss(params: dict, x: jax.Array, mask: jax.Array, skip_weights=None, **model_opts):
+    """Mean squared reconstruction error over the unmasked samples of a batch (``model_opts``:
+    ``activation``, ``conv``, ``precision`` of :func:`~sdekc_jax.models.encode`)."""
+    x_hat, _ = reconstruct(params, x, skip_weights, **model_opts)
     per_sample = jnp.mean(jnp.square(x_hat - x).reshape(x.shape[0], -1), axis=1)
     return masked_mean(per_sample, mask)
 
@@ -104,9 +105,10 @@ def init_state(params: Any, tx: optax.GradientTransformation) -> dict:
     return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
 
 
-def make_epoch(tx: optax.GradientTransformation, batch_size: int, activation: str = "relu") -> Callable:
+def make_epoch(tx: optax.GradientTransformation, batch_size: int, **model_opts) -> Callable:
     """``epoch(state, x, key, epoch, skip_weights) -> (state, mean_loss)``: one pass over ``x``
-    in shuffled mini-batches (pure; jit or vmap it as you like)."""
+    in shuffled mini-batches (pure; jit or vmap it as you like). ``model_opts``: ``activation``,
+    ``conv``, ``precision`` of :func:`~sdekc_jax.models.encode`."""
 
     def epoch_fn(state, x, key, epoch, skip_weights=None):
         idx, mask = batch_plan(jax.random.fold_in(key, epoch), x.shape[0], batch_size)
@@ -114,7 +116,7 @@ def make_epoch(tx: optax.GradientTransformation, batch_size: int, activation: st
         def step(state, batch):
             b_idx, b_mask = batch
             xb = shard_batch(x[b_idx])  # data-parallel over the active mesh, if any (sdekc_jax.parallel)
-            loss_fn = lambda p: reconstruction_loss(p, xb, b_mask, skip_weights, activation)
+            loss_fn = lambda p: reconstruction_loss(p, xb, b_mask, skip_weights, **model_opts)
             loss, grads = jax.value_and_grad(loss_fn)(state["params"])
             updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
             params = optax.apply_updates(state["params"], updates)
@@ -208,17 +210,20 @@ def drive_epochs(epoch_fn: Callable, state: dict, x, key: jax.Array, skip_weight
     return state, losses
 
 
-def pretrain(params: dict, x, key: jax.Array, *, skip_weights=None, activation: str = "relu", epochs: int = 200,
-             batch_size: int = 256, learning_rate: float = 1e-3, verbose: bool = True, checkpoint=None,
-             chunk_size: int | None = None, callback: Callable | None = None) -> tuple[dict, np.ndarray]:
+def pretrain(params: dict, x, key: jax.Array, *, skip_weights=None, activation: str = "relu", conv: str = "auto",
+             precision: str = "float32", epochs: int = 200, batch_size: int = 256, learning_rate: float = 1e-3,
+             verbose: bool = True, checkpoint=None, chunk_size: int | None = None,
+             callback: Callable | None = None) -> tuple[dict, np.ndarray]:
     """Pretrain ``params`` (``{"encoder", "decoder"}``, see :func:`~sdekc_jax.models.init_params`)
     on reconstruction MSE with Adam; returns the trained parameters and the per-epoch mean loss.
+    ``activation``, ``conv``, ``precision``: as in :func:`~sdekc_jax.models.encode`.
     The host-driven form of the pretraining inside ``make_run`` (see :func:`drive_epochs` for
     ``checkpoint``, ``chunk_size`` and ``callback``)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     tx = adam(learning_rate)
-    state, losses = drive_epochs(make_epoch(tx, batch_size, activation), init_state(params, tx), x, key,
+    epoch = make_epoch(tx, batch_size, activation=activation, conv=conv, precision=precision)
+    state, losses = drive_epochs(epoch, init_state(params, tx), x, key,
                                  None if skip_weights is None else jnp.asarray(skip_weights, jnp.float32),
                                  epochs=epochs, chunk_size=chunk_size, checkpoint=checkpoint, verbose=verbose,
                                  callback=callback)

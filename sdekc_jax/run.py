@@ -96,8 +96,8 @@ def make_steps(cfg: RunConfig) -> Steps:
 
 @functools.lru_cache(maxsize=64)
 def _make_steps(cfg: RunConfig, mesh) -> Steps:
-    act, k, d, eb = cfg.activation, cfg.n_clusters, cfg.embed_dim, cfg.embed_batch_size
-    enc = lambda p, xb: encode(p, xb, activation=act)[0]
+    opts, k, d, eb = cfg.model_opts, cfg.n_clusters, cfg.embed_dim, cfg.embed_batch_size
+    enc = lambda p, xb: encode(p, xb, **opts)[0]
     pre_tx = adam(cfg.learning_rate)
     tx = cluster_optimizer(cfg)
     loop_state = lambda trained, labels, aux, key, n, names: init_loop_state(
@@ -106,7 +106,8 @@ def _make_steps(cfg: RunConfig, mesh) -> Steps:
     advance = None
 
     if cfg.clustering == "dekm":
-        refresh = dekm_refresh(enc, k, cfg.kmeans_n_init, eb, cfg.kmeans_max_iter, cfg.kmeans_schedule)
+        refresh = dekm_refresh(enc, k, cfg.kmeans_n_init, eb, cfg.kmeans_max_iter, cfg.kmeans_schedule,
+                               cfg.kmeans_scoring)
         advance = make_advance(refresh, dekm_loss(enc), tx, steps_per_iter=cfg.steps_per_iter, tol=cfg.tol)
 
         def cluster_init(params, x, key, skip_weights=None):
@@ -120,14 +121,14 @@ def _make_steps(cfg: RunConfig, mesh) -> Steps:
         embed_p = lambda p, xb: enc(p["encoder"], xb)
         rec = None
         if cfg.dec_reconstruction:
-            rec = lambda p, xb, w: reconstruct({"encoder": p["encoder"], "decoder": p["decoder"]}, xb, w, activation=act)
+            rec = lambda p, xb, w: reconstruct({"encoder": p["encoder"], "decoder": p["decoder"]}, xb, w, **opts)
         advance = make_advance(dec_refresh(embed_p, cfg.dec_alpha, eb), dec_loss(embed_p, cfg.dec_alpha, cfg.dec_gamma, rec),
                                tx, steps_per_iter=cfg.steps_per_iter, tol=cfg.tol)
 
         def cluster_init(params, x, key, skip_weights=None):
             km_key, loop_key = jax.random.split(key)
             km = kmeans(km_key, embed_all(enc, params["encoder"], x, eb), k, n_init=cfg.kmeans_n_init,
-                        max_iter=cfg.kmeans_max_iter)
+                        max_iter=cfg.kmeans_max_iter, scoring=cfg.kmeans_scoring)
             trained = {"encoder": params["encoder"], "centers": km.centers}
             if cfg.dec_reconstruction:
                 trained["decoder"] = params["decoder"]
@@ -140,7 +141,7 @@ def _make_steps(cfg: RunConfig, mesh) -> Steps:
     else:  # K-means on the pretrained embedding (or the raw pixels)
         def cluster_init(params, x, key, skip_weights=None):
             km = kmeans(key, embed_all(enc, params["encoder"], x, eb), k, n_init=cfg.kmeans_n_init,
-                        max_iter=cfg.kmeans_max_iter)
+                        max_iter=cfg.kmeans_max_iter, scoring=cfg.kmeans_scoring)
             return {"labels": km.labels, "centers": km.centers, "n_iter": km.n_iter, "converged": km.converged,
                     "history": {"inertia": km.inertia[None]}}
 
@@ -154,7 +155,7 @@ def _make_steps(cfg: RunConfig, mesh) -> Steps:
         return RunResult(st["labels"], centers, n_iter, converged, final, z, first, None, st["history"])
 
     return Steps(lambda key: init_params(key, cfg), pre_tx, lambda p: init_state(p, pre_tx),
-                 make_epoch(pre_tx, cfg.batch_size, act), cluster_init,
+                 make_epoch(pre_tx, cfg.batch_size, **opts), cluster_init,
                  advance if advance is not None else (lambda st, x, w, limit: st), finish, enc,
                  lambda p, x: embed_all(enc, p, x, eb))
 
@@ -215,6 +216,10 @@ def model_spec(cfg: RunConfig) -> dict:
     keys = ["arch", "image_shape", "activation", "pretrain_epochs", "batch_size", "learning_rate"]
     keys += {"dense": ["hidden"], "none": []}.get(cfg.arch, ["filters", "kernels"])
     spec = {k: v for k, v in cfg.to_dict().items() if k in keys}
+    # the kernels and the precision only where they differ from the defaults (keys made before
+    # these settings existed stay valid)
+    spec.update({k: getattr(cfg, k) for k, default in (("conv_impl", "auto"), ("precision", "float32"))
+                 if getattr(cfg, k) != default})
     return {**spec, "embedding_dim": cfg.embed_dim}
 
 

@@ -243,9 +243,10 @@ def test_assignment_paths_agree():
     finally:
         km._FUSED_MAX = old
     labels, min_sq = assign(x, c)
-    for lab in (fused, matmul, labels, labels_mm):
+    labels_acc, min_acc = assign(x, c, scoring="matmul")  # the accelerators' form, forced on CPU
+    for lab in (fused, matmul, labels, labels_mm, labels_acc, jax.jit(km._labels_matmul)(x.T, c)):
         np.testing.assert_array_equal(np.asarray(lab), d64.argmin(1))
-    for m in (min_sq, min_mm):
+    for m in (min_sq, min_mm, min_acc):
         np.testing.assert_allclose(np.asarray(m), d64.min(1), rtol=1e-5, atol=1e-5)
 
     # Cluster sums: the CPU's incremental scatter and the one-hot matmul, over a few label changes.
@@ -260,6 +261,20 @@ def test_assignment_paths_agree():
         np.testing.assert_allclose(np.asarray(sc_o), expected, rtol=1e-5, atol=1e-4)
         assert bool(same_s) == bool(same_o) == bool(np.array_equal(np.asarray(new), np.asarray(old)))
         old = new
+
+
+def test_scorings_give_the_same_clustering(blobs):
+    """The CPU (unrolled) and accelerator (matmul) assignment forms, forced on this CPU, give the
+    same K-means, with and without a varying number of restarts; "auto" is the CPU form here."""
+    key = jax.random.PRNGKey(0)
+    res = {s: kmeans(key, blobs, K, n_init=3, scoring=s) for s in ("auto", "unrolled", "matmul")}
+    for s in ("unrolled", "matmul"):
+        np.testing.assert_array_equal(np.asarray(res[s].labels), np.asarray(res["auto"].labels))
+        np.testing.assert_allclose(float(res[s].inertia), float(res["auto"].inertia), rtol=1e-5)
+    dyn = {s: kmeans(key, blobs, K, n_init=6, n_active=3, scoring=s) for s in ("unrolled", "matmul")}
+    np.testing.assert_array_equal(np.asarray(dyn["unrolled"].labels), np.asarray(dyn["matmul"].labels))
+    with pytest.raises(ValueError, match="scoring"):
+        kmeans(key, blobs, K, scoring="fast")
 
 
 def test_large_k_times_d_matches_sklearn():

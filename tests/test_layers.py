@@ -29,8 +29,32 @@ def layer_cases():
 FAST = {False: ["conv_down_gather", "conv_down_im2col"], True: ["conv_up_overlap", "conv_up_subpixel"]}
 
 
-def test_defaults_are_fast_formulations():
-    assert L.conv_down is L.conv_down_gather and L.conv_up is L.conv_up_overlap
+@pytest.mark.parametrize("transposed", [False, True])
+def test_kernels_are_chosen_per_backend(transposed):
+    """``impl="auto"`` is the gather form on CPU (same bits) and lowers to native convolutions for
+    TPU and CUDA; ``"lax"`` / ``"gather"`` force one everywhere; bf16 computes the same function
+    to bfloat16 precision and returns float32."""
+    kx, kk, kb = jax.random.split(jax.random.key(1), 3)
+    x, kernel = jax.random.normal(kx, (2, 8, 8, 3)), jax.random.normal(kk, (5, 5, 3, 4)) / 8
+    bias = jax.random.normal(kb, (4,))
+    f, cpu_form, lax_form = ((L.conv_up, L.conv_up_overlap, L.conv_up_lax) if transposed else
+                             (L.conv_down, L.conv_down_gather, L.conv_down_lax))
+    auto = jax.jit(lambda *a: f(*a, 2, "SAME"))(x, kernel, bias)
+    np.testing.assert_array_equal(np.asarray(auto), np.asarray(jax.jit(lambda *a: cpu_form(*a, 2, "SAME"))(x, kernel, bias)))
+    forced = jax.jit(lambda *a: f(*a, 2, "SAME", impl="lax"))(x, kernel, bias)
+    np.testing.assert_allclose(np.asarray(forced), np.asarray(lax_form(x, kernel, bias, 2, "SAME")), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(forced), np.asarray(auto), rtol=1e-5, atol=1e-5)
+    bf = jax.jit(lambda *a: f(*a, 2, "SAME", precision="bf16"))(x, kernel, bias)
+    assert bf.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(bf), np.asarray(auto), rtol=0.05, atol=0.05)
+    from jax import export
+    for platform, n_conv in (("cpu", 0), ("tpu", 1), ("cuda", 1)):
+        text = export.export(jax.jit(lambda *a: f(*a, 2, "SAME")), platforms=[platform])(x, kernel, bias).mlir_module()
+        assert text.count("stablehlo.convolution") == n_conv, platform
+    with pytest.raises(ValueError, match="impl"):
+        f(x, kernel, bias, 2, "SAME", impl="fast")
+    with pytest.raises(ValueError, match="precision"):
+        f(x, kernel, bias, 2, "SAME", precision="fp8")
 
 
 def fast_cases():

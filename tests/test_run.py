@@ -131,6 +131,16 @@ def test_config_is_validated_before_any_work():
     with pytest.raises(ValueError, match="image_shape"):
         sk.make_run(sk.RunConfig(**SMALL))(jax.random.key(0), np.zeros((20, 16, 16, 1), np.float32), None)
     assert sk.RunConfig().to_dict()["image_shape"] == [28, 28, 1]
+    with pytest.raises(ValueError, match="precision"):
+        sk.RunConfig(precision="fp16")
+    with pytest.raises(ValueError, match="conv_impl"):
+        sk.RunConfig(conv_impl="cudnn")
+    # the pretraining cache tells kernels and precision apart, and keys made before they existed stay valid
+    from sdekc_jax.run import model_spec
+    base = model_spec(sk.RunConfig())
+    assert "precision" not in base and "conv_impl" not in base
+    assert model_spec(sk.RunConfig(precision="bf16"))["precision"] == "bf16"
+    assert model_spec(sk.RunConfig(conv_impl="lax")) != base
     assert sk.config.PAPER_PROTOCOL == {"pretrain_epochs": 200, "batch_size": 256, "learning_rate": 1e-3,
                                         "steps_per_iter": 40, "max_iters": 1000, "tol": 0.001}
 
