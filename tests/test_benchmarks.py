@@ -31,6 +31,22 @@ def test_torch_twin_computes_the_same_function(shape):
     assert max_output_difference(params, load_jax_params(TorchCAE(shape, skip_weights=None), params), x) < 1e-4
 
 
+@pytest.mark.parametrize("shape", [(16, 16, 1), (28, 28, 1)])
+def test_natural_torch_cae_has_our_layers(shape):
+    """The natural PyTorch comparator: the same parameter count (layers and widths) and shapes as
+    our CAE, with PyTorch's usual padding instead of ours."""
+    torch = pytest.importorskip("torch")
+    from torch_reference import NaturalCAE
+
+    from sdekc_jax.models import param_count
+
+    model = NaturalCAE(shape)
+    x_hat, z = model(torch.zeros((3, shape[2], shape[0], shape[1])))
+    assert tuple(x_hat.shape) == (3, shape[2], shape[0], shape[1]) and tuple(z.shape) == (3, 10)
+    ours = param_count(init_params(jax.random.key(0), RunConfig(n_clusters=10, image_shape=shape)))
+    assert sum(p.numel() for p in model.parameters()) == ours
+
+
 def test_scaling_benchmark_has_no_nkd_tensor():
     import clustering_scaling
 
@@ -41,20 +57,16 @@ def test_scaling_benchmark_has_no_nkd_tensor():
     assert row["xla_temp_bytes_per_point"] < 2 * row["k"] * row["d"]
 
 
-def test_conv_formulation_swap_reaches_the_models():
-    """conv_formulations.py times the models with the lax convolutions swapped in: inside the
-    block the traced encoder really calls them (and computes the same function)."""
-    import conv_formulations as cf
-
+def test_conv_formulation_choice_reaches_the_models():
+    """conv_formulations.py times the models with conv_impl="lax" against the default: the traced
+    encoder really calls lax's convolutions then (and computes the same function)."""
     cfg = RunConfig(n_clusters=4, image_shape=(16, 16, 1), filters=(4, 4, 4))
     p = init_params(jax.random.key(0), cfg)["encoder"]
     x = jax.random.uniform(jax.random.key(1), (2, 16, 16, 1))
-    f = lambda: (lambda p, x: encode(p, x)[0])  # a new function each time: traces are cached per function
-    default_jaxpr, z = str(jax.make_jaxpr(f())(p, x)), f()(p, x)
-    with cf.formulation(*cf.LAX):
-        lax_jaxpr, z_lax = str(jax.make_jaxpr(f())(p, x)), f()(p, x)
-    assert "conv_general_dilated" in lax_jaxpr and "conv_general_dilated" not in default_jaxpr
-    assert "conv_general_dilated" not in str(jax.make_jaxpr(f())(p, x))  # restored on leaving the block
+    f = lambda impl: (lambda p, x: encode(p, x, conv=impl)[0])
+    lax_jaxpr, z_lax = str(jax.make_jaxpr(f("lax"))(p, x)), f("lax")(p, x)
+    gather_jaxpr, z = str(jax.make_jaxpr(f("gather"))(p, x)), f("gather")(p, x)
+    assert "conv_general_dilated" in lax_jaxpr and "conv_general_dilated" not in gather_jaxpr
     np.testing.assert_allclose(z_lax, z, rtol=1e-4, atol=1e-5)
 
 

@@ -2,16 +2,16 @@
 
 Both sides run the run's own pretraining epoch (``make_steps(cfg).pretrain_epoch``: one lax.scan
 over mini-batches, Adam, batch 256, the two skips) jitted, on the same random data in one
-process; compile time is reported separately. The models call ``sdekc_jax.models.conv_down`` /
-``conv_up`` (by default ``layers.conv_down_gather`` / ``conv_up_overlap``); the reference side
-swaps in ``layers.conv_down_lax`` / ``conv_up_lax`` while its epoch is traced.
+process; compile time is reported separately. The default side is ``RunConfig(conv_impl="auto")``,
+which on CPU is the gather / overlap-add forms (``layers.conv_down_gather`` / ``conv_up_overlap``);
+the reference side forces ``conv_impl="lax"`` (``layers.conv_down_lax`` / ``conv_up_lax``, XLA's
+own convolutions, what GPUs and TPUs get under "auto").
 
     python experiments/benchmarks/conv_formulations.py [--n 2048] [--shapes 16x16x1 28x28x1]
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -22,43 +22,26 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sdekc_jax import models  # noqa: E402
 from sdekc_jax.config import SKIP_PRESETS, RunConfig  # noqa: E402
-from sdekc_jax.layers import conv_down_lax, conv_up_lax  # noqa: E402
 from sdekc_jax.pretrain import init_state  # noqa: E402
 from sdekc_jax.run import make_steps  # noqa: E402
 
-DEFAULT = (models.conv_down, models.conv_up)
-LAX = (conv_down_lax, conv_up_lax)
 
-
-@contextlib.contextmanager
-def formulation(down, up):
-    """The models' convolutions are ``down`` / ``up`` inside the block (trace inside it)."""
-    old = models.conv_down, models.conv_up
-    models.conv_down, models.conv_up = down, up
-    try:
-        yield
-    finally:
-        models.conv_down, models.conv_up = old
-
-
-def measure(cfg: RunConfig, x, impls, repeats):
+def measure(cfg: RunConfig, x, repeats):
     w = jnp.asarray(SKIP_PRESETS["swapped"], jnp.float32)
-    with formulation(*impls):
-        steps = make_steps(cfg)
-        state = init_state(steps.init(jax.random.key(0)), steps.pretrain_tx)
-        epoch = jax.jit(steps.pretrain_epoch)
+    steps = make_steps(cfg)
+    state = init_state(steps.init(jax.random.key(0)), steps.pretrain_tx)
+    epoch = jax.jit(steps.pretrain_epoch)
+    t0 = time.perf_counter()
+    state, loss = epoch(state, x, jax.random.key(1), 0, w)
+    loss.block_until_ready()
+    first = time.perf_counter() - t0
+    times = []
+    for r in range(repeats):
         t0 = time.perf_counter()
-        state, loss = epoch(state, x, jax.random.key(1), 0, w)
+        state, loss = epoch(state, x, jax.random.key(1), r + 1, w)
         loss.block_until_ready()
-        first = time.perf_counter() - t0
-        times = []
-        for r in range(repeats):
-            t0 = time.perf_counter()
-            state, loss = epoch(state, x, jax.random.key(1), r + 1, w)
-            loss.block_until_ready()
-            times.append(time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0)
     run = float(np.median(times))
     return {"samples_per_s": x.shape[0] / run, "epoch_s": run, "compile_s": max(first - run, 0.0)}
 
@@ -78,8 +61,8 @@ def main(argv=None):
         shape = tuple(int(v) for v in s.split("x"))
         cfg = RunConfig(n_clusters=10, image_shape=shape, batch_size=args.batch_size)
         x = jax.random.uniform(jax.random.key(2), (args.n,) + shape)
-        fast = measure(cfg, x, DEFAULT, args.repeats)
-        ref = measure(cfg, x, LAX, args.repeats)
+        fast = measure(cfg, x, args.repeats)
+        ref = measure(cfg.replace(conv_impl="lax"), x, args.repeats)
         rows.append({"image": s, "lax": ref, "default": fast, "ratio": fast["samples_per_s"] / ref["samples_per_s"]})
         print(f"| {s} | {ref['samples_per_s']:.0f} | {fast['samples_per_s']:.0f} | "
               f"{fast['samples_per_s'] / ref['samples_per_s']:.1f}x | {ref['compile_s']:.1f} | {fast['compile_s']:.1f} |",

@@ -8,8 +8,15 @@ same function: :func:`load_jax_params` copies the parameters of the JAX CAE
 {"dense", "conv0", "conv1", "conv2"}}``) into it and the benchmarks assert equal outputs (to 1e-4,
 :func:`max_output_difference`) before timing anything.
 
+:class:`NaturalCAE` is the same network written the way a PyTorch user writes it, without
+bending it to our padding: ``Conv2d(..., padding=k // 2)`` (symmetric padding, where Keras pads
+16 -> 8 as (1, 2)), ``ConvTranspose2d(..., padding=k // 2, output_padding=1)`` (no crop), NCHW,
+the same layers, widths, skips and FLOPs. It computes a slightly different function (the pads
+sit elsewhere), so it is timed, not compared value by value. It is the honest comparator: what
+a user would pick instead of us.
+
 ``sdekc_torch`` is Algorithm 1 written the way the DEKM reference code is written (host loop,
-scikit-learn KMeans, NumPy eigh, one optimiser step per mini-batch), on this twin.
+scikit-learn KMeans, NumPy eigh, one optimiser step per mini-batch), on either network.
 """
 from __future__ import annotations
 
@@ -25,7 +32,33 @@ from sdekc_jax.layers import _same_pads, _transpose_padding
 from sdekc_jax.models import conv_paddings, feature_shapes
 
 
-class TorchCAE(nn.Module):
+class _SkipCAE(nn.Module):
+    """encode / forward of both PyTorch CAEs; a subclass supplies ``_down(i, h)`` (encoder layer
+    i) and ``_up(j, h)`` (decoder layer j, mirroring encoder layer n-1-j)."""
+
+    def encode(self, x):
+        feats, h = [], x
+        for i in range(len(self.enc)):
+            h = torch.relu(self._down(i, h))
+            feats.append(h)
+        return self.embed(h.flatten(1)), feats
+
+    def forward(self, x):
+        z, feats = self.encode(x)
+        hh, ww, cc = self.last
+        h = torch.relu(self.dec_dense(z)).view(-1, cc, hh, ww)
+        n = len(self.dec)
+        for j in range(n):
+            h = self._up(j, h)
+            if j == n - 1:
+                break
+            h = torch.relu(h)
+            if self.skip_weights is not None:
+                h = self.skip_weights[0] * feats[n - 2 - j] + self.skip_weights[1] * h
+        return h, z
+
+
+class TorchCAE(_SkipCAE):
     def __init__(self, image_shape, n_embed=10, skip_weights=(0.001, 0.999), filters=(32, 64, 128), kernels=(5, 5, 3)):
         super().__init__()
         h, w, c = image_shape
@@ -57,28 +90,43 @@ class TorchCAE(nn.Module):
             x = F.pad(x, (pw[0], pw[1], ph[0], ph[1]))
         return self.enc[i](x)
 
-    def encode(self, x):
-        feats = []
-        h = x
-        for i in range(len(self.enc)):
-            h = torch.relu(self._down(i, h))
-            feats.append(h)
-        return self.embed(h.flatten(1)), feats
+    def _up(self, j, h):
+        oh, ow = self.dec_crop[j]
+        return self.dec[j](h)[:, :, :oh, :ow]
 
-    def forward(self, x):
-        z, feats = self.encode(x)
-        hh, ww, cc = self.last
-        h = torch.relu(self.dec_dense(z)).view(-1, cc, hh, ww)
-        n = len(self.dec)
-        for j in range(n):
-            oh, ow = self.dec_crop[j]
-            h = self.dec[j](h)[:, :, :oh, :ow]
-            if j == n - 1:
-                break
-            h = torch.relu(h)
-            if self.skip_weights is not None:
-                h = self.skip_weights[0] * feats[n - 2 - j] + self.skip_weights[1] * h
-        return h, z
+
+class NaturalCAE(_SkipCAE):
+    """The SDEKC CAE as a PyTorch user writes it (see the module doc): conv 32 5x5 s2 -> 64 5x5 s2
+    -> 128 3x3 s2 (padding k // 2; the third without padding when the size is not a multiple of
+    8, as the paper's CAE) -> dense embedding; mirrored transposed convolutions with
+    ``output_padding``; the weighted additive skips ``w_enc * encoder + w_dec * decoder``."""
+
+    def __init__(self, image_shape, n_embed=10, skip_weights=(0.001, 0.999), filters=(32, 64, 128), kernels=(5, 5, 3)):
+        super().__init__()
+        h, w, c = image_shape
+        self.skip_weights = skip_weights
+        chans = [c] + list(filters)
+        last_pad = kernels[2] // 2 if h % 8 == 0 else 0
+        pads = [k // 2 for k in kernels[:2]] + [last_pad]
+        self.enc = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], kernels[i], stride=2, padding=pads[i])
+                                 for i in range(3))
+        sizes = [h]
+        for k, p_ in zip(kernels, pads):
+            sizes.append((sizes[-1] + 2 * p_ - k) // 2 + 1)
+        self.last = (sizes[-1], sizes[-1], filters[-1])
+        self.embed = nn.Linear(sizes[-1] * sizes[-1] * filters[-1], n_embed)
+        self.dec_dense = nn.Linear(n_embed, sizes[-1] * sizes[-1] * filters[-1])
+        self.dec = nn.ModuleList()
+        for i in (2, 1, 0):  # mirrors encoder layer i: sizes[i + 1] -> sizes[i]
+            k, p_ = kernels[i], pads[i]
+            out_pad = sizes[i] - ((sizes[i + 1] - 1) * 2 - 2 * p_ + k)
+            self.dec.append(nn.ConvTranspose2d(chans[i + 1], chans[i], k, stride=2, padding=p_, output_padding=out_pad))
+
+    def _down(self, i, h):
+        return self.enc[i](h)
+
+    def _up(self, j, h):
+        return self.dec[j](h)
 
 
 def load_jax_params(model: TorchCAE, params) -> TorchCAE:
