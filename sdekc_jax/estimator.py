@@ -34,6 +34,10 @@ class SDEKC:
     they belong to: those of another fit are refused (``CheckpointMismatch``), not reused. They are
     kept after ``fit`` (a repeated ``fit`` then returns at once); delete the folder to start over.
 
+    ``image_shape``: ``(H, W, C)`` of flat input rows (``X`` of shape (N, H*W*C)); images
+    (N, H, W) or (N, H, W, C) need none. Fits of the same settings and image shape reuse their
+    compiled programs (within a process), so only the first one compiles.
+
     ``fit`` is :func:`sdekc_jax.run.fit` on :meth:`config`: the same run as
     ``jax.jit(make_run(est.config(image_shape)))(jax.random.key(seed), x, skip_weights)``.
     """
@@ -42,7 +46,7 @@ class SDEKC:
                  embedding_dim: int | None = None, pretrain_epochs: int = 200, batch_size: int = 256,
                  learning_rate: float = 1e-3, max_iters: int = 1000, steps_per_iter: int = 40, tol: float = 0.001,
                  kmeans_n_init: int = 10, seed: int = 0, verbose: bool = True, checkpoint_dir: str | None = None,
-                 checkpoint_every: int = 1):
+                 checkpoint_every: int = 1, image_shape: Sequence[int] | None = None):
         self.n_clusters = n_clusters
         self.skip_weights = skip_weights
         self.embedding_dim = embedding_dim
@@ -57,6 +61,7 @@ class SDEKC:
         self.verbose = verbose
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
+        self.image_shape = image_shape
 
     def config(self, image_shape) -> RunConfig:
         """The :class:`~sdekc_jax.config.RunConfig` of a fit on images of ``image_shape``."""
@@ -65,8 +70,11 @@ class SDEKC:
                          learning_rate=self.learning_rate, max_iters=self.max_iters,
                          steps_per_iter=self.steps_per_iter, tol=self.tol, kmeans_n_init=self.kmeans_n_init)
 
+    def _images(self, X) -> np.ndarray:
+        return check_images(X, image_shape=self.image_shape)
+
     def fit(self, X, y=None) -> "SDEKC":
-        x = check_images(X)
+        x = self._images(X)
         check_fit_data(x, self.n_clusters)
         check_image_shape(x.shape[1:])
         cfg = self.config(x.shape[1:])
@@ -95,7 +103,7 @@ class SDEKC:
     def transform(self, X) -> np.ndarray:
         """The embedding z of each image (n, embedding_dim)."""
         self._check_fitted()
-        x = check_images(X)
+        x = self._images(X)
         if x.shape[1:] != self.config_.image_shape:
             raise ValueError(f"X has images of shape {x.shape[1:]}, the model was fitted on {self.config_.image_shape}")
         return np.asarray(make_embed(self.config_)(self.params_["encoder"], jnp.asarray(x)))

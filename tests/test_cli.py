@@ -10,7 +10,7 @@ from sdekc_jax.cli import main
 def test_run_writes_results(tmp_path, capsys):
     out = tmp_path / "res"
     rc = main(["run", "--dataset", "usps", "--subset", "test", "--seeds", "0", "1", "--pretrain-epochs", "1",
-               "--max-iters", "2", "--steps-per-iter", "3", "--out", str(out), "--no-progress"])
+               "--max-iters", "2", "--steps-per-iter", "3", "--out", str(out), "--no-progress", "--quick"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     assert res["dataset"] == "usps" and res["method"] == "sdekc"
@@ -20,9 +20,24 @@ def test_run_writes_results(tmp_path, capsys):
         assert set(r) >= {"seed", "acc", "nmi", "ari", "seconds", "n_iter"}
         assert 0.1 < r["acc"] <= 1 and 0 < r["nmi"] <= 1 and r["n_iter"] <= 2
     assert set(res["mean"]) == {"acc", "nmi", "ari"} and set(res["std"]) == {"acc", "nmi", "ari"}
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "mean ± std" in printed and "0.8035" in printed  # the paper's USPS row beside ours
     assert not list(out.glob(".*.tmp"))  # atomic write leaves no temporary files
+    # --quick: explicit flags win over its budget, and the output says the budget was reduced
+    assert res["quick"]["n_images"] == 2007 and "not comparable" in res["quick"]["note"]
+    assert "quick budget: not comparable to the paper's row" in printed
+    assert captured.err.splitlines()[0] == f"output folder: {out}"  # printed first, before any work
+    if not all(r["converged"] for r in res["runs"]):
+        assert "did not converge" in captured.err
+
+
+def test_quick_budget_is_about_a_minute_on_any_data_set():
+    from sdekc_jax.cli import quick_budget
+    assert quick_budget(9298, (16, 16, 1)) == {"n_images": 9298, "pretrain_epochs": 10, "max_iters": 20}  # USPS
+    assert quick_budget(70000, (28, 28, 1)) == {"n_images": 10000, "pretrain_epochs": 3, "max_iters": 7}  # (Fashion-)MNIST
+    assert quick_budget(1440, (28, 28, 1))["n_images"] == 1440  # COIL-20: all of it
+    assert quick_budget(2462, (32, 32, 3))["max_iters"] == 5
 
 
 def test_bad_dataset_and_unwritable_out(tmp_path):

@@ -67,6 +67,23 @@ def test_decoder_untouched_by_clustering(tiny):
     np.testing.assert_array_equal(b.history_["pretrain_loss"], a.history_["pretrain_loss"])
 
 
+def test_a_second_fit_of_the_same_shapes_compiles_nothing(tiny):
+    """Fits of the same settings and image shape reuse the compiled programs (another seed, other
+    data, flat rows with image_shape= included)."""
+    x, _ = tiny
+    fit(x)  # the settings of the other tests here: compiled once for all of them
+    compiles = []
+    listener = lambda event, duration, **kw: compiles.append(event) if "backend_compile" in event else None
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        flat = fit(x[::-1].reshape(120, 256).copy(), seed=5, image_shape=(16, 16, 1))
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert compiles == [] and flat.labels_.shape == (120,)
+    with pytest.raises(ValueError, match="image_shape"):
+        SDEKC(3).fit(x.reshape(120, 256))
+
+
 def test_channel_axis_and_uint8(tiny):
     x, _ = tiny
     assert check_images(x).shape == (120, 16, 16, 1)
