@@ -362,4 +362,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(table3.main_with_clear_errors(main))

@@ -125,6 +125,7 @@ def plot_tsne(panels: list[tuple[str, str, np.ndarray]], y: np.ndarray, out: Pat
 
 def plot_curves(curve: dict[str, dict], out: Path, dataset: str) -> str:
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     longest = max((len(c["iteration"]) for c in curve.values()), default=0)
     for method, c in curve.items():
@@ -140,6 +141,7 @@ def plot_curves(curve: dict[str, dict], out: Path, dataset: str) -> str:
     axes[2].set_ylim(bottom=0)
     for ax, t in zip(axes, ("ACC", "NMI", "fraction of points that changed cluster")):
         ax.set_xlabel("clustering iteration")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations are whole numbers
         ax.set_title(f"{dataset}: {t}", fontsize=9)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -158,13 +160,17 @@ def main(argv=None) -> int:
     p.add_argument("--perplexity", type=float, default=30.0)
     p.add_argument("--max-pretrain-epochs", type=int, default=None)
     p.add_argument("--max-cluster-steps", type=int, default=None)
-    p.add_argument("--out", default="results/figures")
+    p.add_argument("--out", default=None, help="output folder (default: a new results/figures-<date>-<time>)")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--progress", action="store_true")
     p.add_argument("--replot", action="store_true", help="only redraw the PNGs from <out>/figures.json and tsne.npz")
     args = p.parse_args(argv)
     if args.n_points < 10:
         p.error("--n-points must be at least 10")
+    if args.replot and args.out is None:
+        p.error("--replot redraws <out>/figures.json: pass --out")
+    table3.check_data_root(args.data_root)
+    args.out = args.out or table3.default_out("figures")
     _pyplot()  # fail before hours of training if matplotlib is missing
 
     out = Path(args.out)
@@ -216,4 +222,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(table3.main_with_clear_errors(main))

@@ -83,6 +83,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     _enable_compilation_cache()
+    table3.check_data_root(args.data_root)
     path, state = table3.open_grid(args.out, NAME)
     cells = state["cells"]
     report = lambda c: markdown(c, args.dataset)
@@ -109,4 +110,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(table3.main_with_clear_errors(main))

@@ -32,7 +32,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import table3  # noqa: E402
 from sdekc_jax.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 
@@ -124,12 +126,13 @@ def main(argv=None) -> int:
     p.add_argument("--tol", type=float, default=0.001, help="clustering stop tolerance (0: run --max-iters iterations)")
     p.add_argument("--epochs", type=int, default=1, help="pretraining epochs over the n streamed images")
     p.add_argument("--chunk-size", type=int, default=65536, help="images per streamed chunk")
-    p.add_argument("--out", default="results/scale")
+    p.add_argument("--out", default=None, help="output folder (default: a new results/scale-<date>-<time>)")
     p.add_argument("--append", action="store_true", help="keep the rows already in <out>/scale.json")
     p.add_argument("--_part", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if min(args.n) < 10 or args.chunk_size < 1 or args.epochs < 1 or args.max_iters < 1:
         p.error("--n must be >= 10 and --chunk-size, --epochs, --max-iters >= 1")
+    args.out = args.out or table3.default_out("scale")
     if args._part:  # child process: one part, its result as the last line
         row = (part_cluster(args.n[0], args.max_iters, args.tol) if args._part == "cluster"
                else part_pretrain(args.n[0], args.epochs, args.chunk_size))
@@ -159,4 +162,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(table3.main_with_clear_errors(main))

@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import table3  # noqa: E402
 from sdekc_jax.cache import PretrainCache, default_cache_dir  # noqa: E402
 from sdekc_jax.config import SKIP_PRESETS  # noqa: E402
 from sdekc_jax.data import load_dataset  # noqa: E402
@@ -51,8 +53,10 @@ def main(argv=None):
     ap.add_argument("--cache-dir", default=None, help="pretraining cache (default: SDEKC_JAX_PRETRAIN_CACHE or "
                                                       "~/.cache/sdekc_jax/pretrained)")
     ap.add_argument("--progress", action="store_true")
-    ap.add_argument("--out", default="results/skip_readings.json")
+    ap.add_argument("--out", default=None, help="the JSON file (default: a new results/skip-readings-<date>-<time>.json; "
+                                                "an existing file is continued)")
     args = ap.parse_args(argv)
+    args.out = args.out or table3.default_out("skip-readings") + ".json"
     x, y = load_dataset("usps")
     k = 10
     cache = PretrainCache(args.cache_dir or default_cache_dir())
@@ -82,4 +86,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(table3.main_with_clear_errors(main))

@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     table3.add_common_args(p, "table2")
     args = p.parse_args(argv)
 
+    table3.check_data_root(args.data_root)
     path, state = table3.open_grid(args.out, "table2")
     cells = state["cells"]
     if args.report:
@@ -120,4 +121,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(table3.main_with_clear_errors(main))

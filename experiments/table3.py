@@ -65,11 +65,44 @@ def available_datasets(data_root: str | None) -> list[str]:
     return found
 
 
-def load(dataset: str, data_root: str | None):
+def check_data_root(data_root: str | None) -> None:
+    """A ``--data-root`` that was given must be a folder: a typo is an error, not a silent switch
+    to the loaders' defaults."""
+    if data_root is not None and not Path(data_root).is_dir():
+        raise SystemExit(f"error: --data-root {data_root} is not a folder")
+
+
+def load(dataset: str, data_root: str | None, required: bool = True):
+    """``dataset`` from ``<data_root>/<dataset>``, or from the loader's default without
+    ``data_root``. With a ``data_root`` that has no such folder: an error when ``required``,
+    else the loader's default (the grids' automatic data-set list includes the embedded USPS)."""
+    check_data_root(data_root)
     data_dir = None
-    if data_root is not None and (Path(data_root) / dataset).is_dir():
-        data_dir = str(Path(data_root) / dataset)
+    if data_root is not None:
+        if (Path(data_root) / dataset).is_dir():
+            data_dir = str(Path(data_root) / dataset)
+        elif required:
+            found = sorted(p.name for p in Path(data_root).iterdir() if p.is_dir())
+            raise SystemExit(f"error: --data-root {data_root} has no folder {dataset!r} (it has: "
+                             f"{', '.join(found) or 'none'})")
     return load_dataset(dataset, data_dir, "all")
+
+
+def default_out(name: str) -> str:
+    """A new folder ``results/<name>-<date>-<time>`` (default outputs never overwrite committed
+    results; pass ``--out`` to resume or to choose)."""
+    return f"results/{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def main_with_clear_errors(main_fn, argv=None) -> int:
+    """``main_fn(argv)``, with a bad input reported as one line (``error: ...``, exit status 2)
+    instead of a traceback."""
+    try:
+        status = main_fn(argv)
+        return status if isinstance(status, int) else 0
+    except (ValueError, FileNotFoundError, PermissionError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def markdown(cells: dict) -> str:
@@ -124,15 +157,18 @@ def add_common_args(p, name: str) -> None:
     """The flags every grid runner shares (budgets, output, cache, progress, report)."""
     p.add_argument("--max-pretrain-epochs", type=int, default=None, help="cap on every method's pretraining epochs")
     p.add_argument("--max-cluster-steps", type=int, default=None, help="cap on the clustering phase's optimiser steps")
-    p.add_argument("--out", default=f"results/{name}")
+    p.add_argument("--out", default=None, help=f"output folder (default: a new results/{name}-<date>-<time>; "
+                                                "pass the same --out to resume)")
     p.add_argument("--cache-dir", default=None, help="pretraining cache (default: SDEKC_JAX_PRETRAIN_CACHE or ~/.cache/sdekc_jax/pretrained)")
     p.add_argument("--progress", action="store_true", help="progress bars for each cell")
     p.add_argument("--report", action="store_true", help=f"only rewrite <out>/{name}.md from <out>/{name}.json")
 
 
-def open_grid(out: str, name: str) -> tuple[Path, dict]:
-    """``(<out>/<name>.json, its state)``; the state is ``{"cells": {}}`` for a new grid."""
-    folder = Path(out)
+def open_grid(out: str | None, name: str) -> tuple[Path, dict]:
+    """``(<out>/<name>.json, its state)``; the state is ``{"cells": {}}`` for a new grid. ``out``
+    None: a new folder (:func:`default_out`)."""
+    folder = Path(out or default_out(name.replace("_", "-")))
+    print(f"output folder: {folder}", file=sys.stderr, flush=True)
     _check_out_dir(folder)  # a clear error (not a traceback) when it cannot be written
     path = folder / f"{name}.json"
     return path, (json.loads(path.read_text()) if path.exists() else {"cells": {}})
@@ -200,12 +236,14 @@ def main(argv=None) -> int:
     add_common_args(p, "table3")
     args = p.parse_args(argv)
 
+    check_data_root(args.data_root)
     _enable_compilation_cache()
     path, state = open_grid(args.out, "table3")
     cells = state["cells"]
     if args.report:
         print(save_grid(path, state, markdown))
         return 0
+    args_datasets = args.datasets  # named on the command line: each must be in --data-root when one is given
     if args.datasets is None:
         args.datasets = available_datasets(args.data_root)
         missing = [d for d in TABLE3_DATASETS if d not in args.datasets]
@@ -213,7 +251,7 @@ def main(argv=None) -> int:
               file=sys.stderr, flush=True)
     cache = PretrainCache(args.cache_dir or default_cache_dir())
     for dataset in args.datasets:
-        x, y = load(dataset, args.data_root)
+        x, y = load(dataset, args.data_root, required=dataset in (args_datasets or ()))
         for seed in args.seeds:  # seed-major: a partial run covers every method
             for name in args.methods:
                 key = f"{name}|{dataset}|{seed}"
@@ -228,4 +266,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_clear_errors(main))

@@ -138,3 +138,23 @@ def test_kmeans_schedule_runs_both_schedules_per_seed_reports_pairs_and_resumes(
     assert "**warm** (2 seeds): ACC 0.7850 ± 0.0050" in md and "-0.0125 vs the paper" in md
     calls.clear()
     assert ks.main(args) == 0 and calls == []  # finished cells are not recomputed
+
+
+def test_experiment_scripts_refuse_a_bad_data_root_and_report_errors_in_one_line(tmp_path, capsys):
+    table3 = _load("table3")
+    with pytest.raises(SystemExit, match="--data-root /no/such/folder is not a folder"):
+        figures.main(["--data-root", "/no/such/folder", "--out", str(tmp_path / "f")])
+    with pytest.raises(SystemExit, match="has no folder 'usps'"):
+        table3.load("usps", str(tmp_path))
+    with pytest.raises(SystemExit, match="is not a folder"):
+        table3.main(["--datasets", "usps", "--data-root", str(tmp_path / "typo"), "--out", str(tmp_path / "t")])
+
+    capsys.readouterr()
+
+    def bad(argv):
+        raise ValueError("something the user can fix")
+
+    assert table3.main_with_clear_errors(bad) == 2
+    assert capsys.readouterr().err == "error: something the user can fix\n"
+    out = table3.default_out("figures")
+    assert out.startswith("results/figures-") and not (EXP.parent / out).exists()  # never a committed folder
