@@ -68,11 +68,17 @@ def _labels(xt: jax.Array, c: jax.Array, scoring: str = "auto") -> jax.Array:
     """(n,) int32 index of the nearest centre (first one on ties) for the columns of ``xt`` (d, n):
     the unrolled CPU form below (``"unrolled"``), :func:`_labels_matmul` (``"matmul"``), or per
     backend (``"auto"``: unrolled on CPU, matmul elsewhere)."""
+    return _by_scoring(scoring, _labels_unrolled, _labels_matmul, xt, c)
+
+
+def _by_scoring(scoring: str, unrolled, matmul, *args):
+    """``unrolled(*args)`` or ``matmul(*args)`` as ``scoring`` says (``"auto"``: both traced under
+    ``lax.platform_dependent``, unrolled on CPU, matmul elsewhere)."""
     if scoring == "auto":
-        return lax.platform_dependent(xt, c, cpu=_labels_unrolled, default=_labels_matmul)
+        return lax.platform_dependent(*args, cpu=unrolled, default=matmul)
     if scoring not in SCORINGS:
         raise ValueError(f"scoring must be one of {list(SCORINGS)}, got {scoring!r}")
-    return (_labels_unrolled if scoring == "unrolled" else _labels_matmul)(xt, c)
+    return (unrolled if scoring == "unrolled" else matmul)(*args)
 
 
 def _labels_unrolled(xt: jax.Array, c: jax.Array) -> jax.Array:
@@ -115,11 +121,7 @@ def _assign(x: jax.Array, xt: jax.Array, c: jax.Array, scoring: str = "auto") ->
     """(labels, min_sq) for the rows of ``x`` (n, d) / columns of ``xt`` (d, n); ``scoring`` as in
     :func:`_labels` (the unrolled form fuses the exact distances with the argmin; the matmul form
     ranks by matmul and then forms the exact distance to the chosen centre)."""
-    if scoring == "auto":
-        return lax.platform_dependent(x, xt, c, cpu=_assign_unrolled, default=_assign_matmul)
-    if scoring not in SCORINGS:
-        raise ValueError(f"scoring must be one of {list(SCORINGS)}, got {scoring!r}")
-    return (_assign_unrolled if scoring == "unrolled" else _assign_matmul)(x, xt, c)
+    return _by_scoring(scoring, _assign_unrolled, _assign_matmul, x, xt, c)
 
 
 def _assign_matmul(x: jax.Array, xt: jax.Array, c: jax.Array) -> Tuple[jax.Array, jax.Array]:
