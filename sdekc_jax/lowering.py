@@ -29,11 +29,6 @@ _CONV_TYPES = re.compile(r"stablehlo\.convolution.*?:\s*\((tensor<[^>]*>)")
 _CUSTOM = re.compile(r"custom_call @([A-Za-z0-9_]+)")
 
 
-def _abstract(tree):
-    return jax.tree.map(lambda v: jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v)) if not isinstance(
-        v, jax.ShapeDtypeStruct) else v, tree)
-
-
 def program_args(cfg: RunConfig, n: int) -> dict:
     """``{program: (function, abstract arguments)}`` for ``n`` images of ``cfg``."""
     steps = make_steps(cfg)
