@@ -1,7 +1,14 @@
-"""Paired experiment (issue 19): the K-means schedule of Algorithm 1's refresh, ours against the
-DEKM reference code's, for SDEKC and DEKM on real USPS, full budgets, seeds 0-4.
+"""Paired experiments (issue 19): one protocol setting, ours against the DEKM reference code's,
+for SDEKC and DEKM on real USPS, full budgets, seeds 0-4.
 
     python experiments/kmeans_schedule.py --data-root ../shared/data --out results/kmeans-schedule
+    python experiments/kmeans_schedule.py --setting init --methods sdekc --data-root ../shared/data \
+        --out results/dekm-init
+
+``--setting kmeans_schedule`` (the default) compares the K-means schedules of Algorithm 1's
+refresh; ``--setting init`` the initialisers (``RunConfig.init``: ``glorot`` ours, ``dekm``
+DEKM.py's U(-0.05, 0.05) encoder convolutions), which changes the pretrained autoencoder, so
+there a pair shares its seed (every other initial draw) but not its pretraining.
 
 ``warm`` (``RunConfig.kmeans_schedule="warm"``): 10 k-means++ restarts per refresh, restart 0
 warm-started from the last centres. ``dekm``: DEKM.py's, 100 fresh restarts at the first refresh,
@@ -25,44 +32,49 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import table3  # noqa: E402
 from sdekc_jax.cache import PretrainCache, default_cache_dir  # noqa: E402
 from sdekc_jax.cli import _enable_compilation_cache  # noqa: E402
-from sdekc_jax.config import KMEANS_SCHEDULES, paper_result  # noqa: E402
+from sdekc_jax.config import INITS, KMEANS_SCHEDULES, paper_result  # noqa: E402
 from sdekc_jax.methods import get_method  # noqa: E402
 
 NAME = "kmeans_schedule"
+# setting -> (ours, DEKM.py's); the first is the default
+SETTINGS = {"kmeans_schedule": KMEANS_SCHEDULES, "init": INITS}
 
 
-def markdown(cells: dict, dataset: str = "usps") -> str:
+def markdown(cells: dict, dataset: str = "usps", setting: str = "kmeans_schedule") -> str:
     lines = []
+    values = SETTINGS[setting]
+    ours, theirs = values
     for m in sorted({c["method"] for c in cells.values()}):
         done = {(c["schedule"], c["seed"]): c for c in cells.values() if c["method"] == m and "error" not in c}
         seeds = sorted({s for _, s in done})
         paper, table = paper_result(m, dataset)
         lines += [f"## {m} on {dataset}" + (f" (paper, {table}: ACC {paper[0]:.4f}, NMI {paper[1]:.4f})" if paper else ""),
-                  "", "| seed | " + " | ".join(f"ACC {s} | NMI {s} | iterations {s}" for s in KMEANS_SCHEDULES)
-                  + " | ΔACC (dekm − warm) | pretrain MSE |",
-                  "|---|" + "---|---|---|" * len(KMEANS_SCHEDULES) + "---|---|"]
+                  "", "| seed | " + " | ".join(f"ACC {s} | NMI {s} | iterations {s}" for s in values)
+                  + f" | ΔACC ({theirs} − {ours}) | pretrain MSE |",
+                  "|---|" + "---|---|---|" * len(values) + "---|---|"]
         for seed in seeds:
             row = []
-            for s in KMEANS_SCHEDULES:
+            for s in values:
                 c = done.get((s, seed))
                 row += [f"{c['acc']:.4f}", f"{c['nmi']:.4f}", f"{c['n_iter']}{'' if c['converged'] else ' (cap)'}"] if c \
                     else ["", "", ""]
-            both = [done.get((s, seed)) for s in ("warm", "dekm")]
+            both = [done.get((s, seed)) for s in values]
             d = f"{both[1]['acc'] - both[0]['acc']:+.4f}" if all(both) else ""
-            mse = next((c.get("pretrain_final_mse") for c in both if c), None)
-            lines.append(f"| {seed} | " + " | ".join(row) + f" | {d} | {'' if mse is None else f'{mse:.5f}'} |")
+            mses = [f"{c['pretrain_final_mse']:.5f}" for c in both if c and c.get("pretrain_final_mse") is not None]
+            mse = mses[0] if setting == "kmeans_schedule" else " / ".join(mses)  # shared, or one per init
+            lines.append(f"| {seed} | " + " | ".join(row) + f" | {d} | {mse if mses else ''} |")
         stats = []
-        for s in KMEANS_SCHEDULES:
+        for s in values:
             a = [done[(s, t)]["acc"] for t in seeds if (s, t) in done]
             n = [done[(s, t)]["nmi"] for t in seeds if (s, t) in done]
             if a:
                 gap = f", {np.mean(a) - paper[0]:+.4f} vs the paper" if paper else ""
                 stats.append(f"- **{s}** ({len(a)} seeds): ACC {np.mean(a):.4f} ± {np.std(a):.4f}, "
                              f"NMI {np.mean(n):.4f} ± {np.std(n):.4f}{gap}")
-        pairs = [done[("dekm", t)]["acc"] - done[("warm", t)]["acc"] for t in seeds
-                 if ("dekm", t) in done and ("warm", t) in done]
+        pairs = [done[(theirs, t)]["acc"] - done[(ours, t)]["acc"] for t in seeds
+                 if (theirs, t) in done and (ours, t) in done]
         if pairs:
-            stats.append(f"- paired ΔACC (dekm − warm) over {len(pairs)} seeds: {np.mean(pairs):+.4f} ± "
+            stats.append(f"- paired ΔACC ({theirs} − {ours}) over {len(pairs)} seeds: {np.mean(pairs):+.4f} ± "
                          f"{np.std(pairs, ddof=1) if len(pairs) > 1 else 0:.4f} (sd of the differences)")
         lines += [""] + stats + [""]
     errors = [c for c in cells.values() if "error" in c]
@@ -76,17 +88,24 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="usps")
     p.add_argument("--methods", nargs="+", default=["sdekc", "dekm"], choices=["sdekc", "dekm"])
-    p.add_argument("--schedules", nargs="+", default=list(KMEANS_SCHEDULES), choices=list(KMEANS_SCHEDULES))
+    p.add_argument("--setting", default="kmeans_schedule", choices=list(SETTINGS),
+                   help="the protocol setting compared (default: kmeans_schedule)")
+    p.add_argument("--schedules", "--values", nargs="+", default=None,
+                   help="the setting's values to run (default: both; kmeans_schedule: warm dekm, init: glorot dekm)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--data-root", default=None, help="folder with one sub-folder per data set (default: the loader's)")
     table3.add_common_args(p, NAME.replace("_", "-"))
     args = p.parse_args(argv)
+    values = args.schedules or list(SETTINGS[args.setting])
+    if not set(values) <= set(SETTINGS[args.setting]):
+        p.error(f"--values for --setting {args.setting} must be among {list(SETTINGS[args.setting])}, got {values}")
+    name_out = NAME if args.setting == "kmeans_schedule" else f"paired_{args.setting}"
 
     _enable_compilation_cache()
     table3.check_data_root(args.data_root)
-    path, state = table3.open_grid(args.out, NAME)
+    path, state = table3.open_grid(args.out, name_out)
     cells = state["cells"]
-    report = lambda c: markdown(c, args.dataset)
+    report = lambda c: markdown(c, args.dataset, args.setting)
     if args.report:
         print(table3.save_grid(path, state, report))
         return 0
@@ -94,14 +113,14 @@ def main(argv=None) -> int:
     x, y = table3.load(args.dataset, args.data_root)
     for seed in args.seeds:  # seed-major; both schedules of a seed share its pretrained autoencoder
         for name in args.methods:
-            for schedule in args.schedules:
+            for schedule in values:
                 key = f"{name}|{schedule}|{seed}"
                 if key in cells and "error" not in cells[key]:
                     continue
                 over = table3.budget_overrides(get_method(name), args.dataset, args.max_pretrain_epochs,
                                                args.max_cluster_steps)
                 cell = table3.run_cell(name, args.dataset, seed, x, y, cache=cache, progress=args.progress,
-                                       overrides={**over, "kmeans_schedule": schedule}, log_key=key,
+                                       overrides={**over, args.setting: schedule}, log_key=key,
                                        checkpoint_dir=table3.checkpoint_path(path, key))
                 cells[key] = {**cell, "schedule": schedule}
                 table3.save_grid(path, state, report)

@@ -23,6 +23,7 @@ ARCHS = ("cae", "arae", "dense", "none")
 CLUSTERINGS = ("dekm", "dec", "kmeans")
 OPTIMIZERS = ("adam", "sgd")
 KMEANS_SCHEDULES = ("warm", "dekm")
+INITS = ("glorot", "dekm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +51,9 @@ class RunConfig:
     GPU/TPU, the gather forms on CPU; :mod:`sdekc_jax.layers`), ``"lax"`` / ``"gather"`` force one;
     ``kmeans_scoring`` likewise for K-means' assignment (``"auto"``, ``"unrolled"``, ``"matmul"``);
     ``precision="bf16"`` computes convolutions and dense layers in bfloat16 (parameters, optimiser
-    state, losses, K-means, S_w and ``eigh`` stay float32).
+    state, losses, K-means, S_w and ``eigh`` stay float32). ``init``: ``"glorot"`` initialises
+    every kernel glorot (xavier) uniform; ``"dekm"`` is the DEKM reference code's, where the CAE
+    encoder's convolutions use Keras' ``'uniform'`` (U(-0.05, 0.05)) and every other kernel glorot.
     """
 
     n_clusters: int = 10
@@ -63,6 +66,7 @@ class RunConfig:
     activation: str = "relu"
     conv_impl: str = "auto"             # "auto": lax convolutions on GPU/TPU, gather forms on CPU
     precision: str = "float32"          # "bf16": convolutions and dense layers compute in bfloat16
+    init: str = "glorot"                # "dekm": the encoder convs U(-0.05, 0.05), as DEKM.py's Keras 'uniform'
     pretrain_epochs: int = 200          # Adam, lr 1e-3, b1 0.9, b2 0.999
     batch_size: int = 256
     learning_rate: float = 1e-3
@@ -102,7 +106,7 @@ class RunConfig:
         for k, allowed in (("arch", ARCHS), ("clustering", CLUSTERINGS), ("cluster_optimizer", OPTIMIZERS),
                            ("activation", ("relu", "tanh")), ("kmeans_schedule", KMEANS_SCHEDULES),
                            ("conv_impl", CONV_IMPLS), ("precision", PRECISIONS),
-                           ("kmeans_scoring", SCORINGS)):
+                           ("kmeans_scoring", SCORINGS), ("init", INITS)):
             if getattr(self, k) not in allowed:
                 raise ValueError(f"RunConfig.{k} must be one of {list(allowed)}, got {getattr(self, k)!r}")
         for k in ("learning_rate", "dec_alpha", "dec_gamma") + (("cluster_learning_rate",)

@@ -93,8 +93,12 @@ def _act(activation: str):
     return _ACTIVATIONS[activation]
 
 
-def _layer(key, shape) -> dict:
-    return {"kernel": _xavier(key, shape, jnp.float32), "bias": jnp.zeros((shape[-1],), jnp.float32)}
+def _layer(key, shape, init=_xavier) -> dict:
+    return {"kernel": init(key, shape, jnp.float32), "bias": jnp.zeros((shape[-1],), jnp.float32)}
+
+
+def _keras_uniform(key, shape, dtype):  # Keras' kernel_initializer='uniform': U(-0.05, 0.05)
+    return jax.random.uniform(key, shape, dtype, -0.05, 0.05)
 
 
 def _count(params: dict, prefix: str) -> int:
@@ -123,8 +127,9 @@ def _init_conv_decoder(key, image_shape, filters, kernels, n_embed) -> dict:
 def init_params(key: jax.Array, cfg) -> Params:
     """Fresh parameters ``{"encoder": ..., "decoder": ...}`` for ``cfg`` (a
     :class:`~sdekc_jax.config.RunConfig`: ``arch``, ``image_shape``, ``embedding_dim`` or
-    ``n_clusters``, ``filters``, ``kernels``, ``hidden``). Kernels are glorot (xavier) uniform and
-    biases zero, as in the Keras reference code. ``arch="none"`` (raw pixels) has no parameters."""
+    ``n_clusters``, ``filters``, ``kernels``, ``hidden``, ``init``). Kernels are glorot (xavier)
+    uniform and biases zero; with ``init="dekm"`` the CAE encoder's convolutions are U(-0.05, 0.05),
+    as in DEKM.py. ``arch="none"`` (raw pixels) has no parameters."""
     arch, image_shape = cfg.arch, tuple(int(v) for v in cfg.image_shape)
     d = cfg.embed_dim
     if arch == "none":
@@ -147,8 +152,9 @@ def init_params(key: jax.Array, cfg) -> Params:
     if arch == "cae":
         ke = jax.random.split(k_enc, len(filters) + 1)
         cin = [image_shape[2], *filters[:-1]]
+        conv_init = _keras_uniform if getattr(cfg, "init", "glorot") == "dekm" else _xavier
         for i, (f, k) in enumerate(zip(filters, kernels)):
-            enc[f"conv{i}"] = _layer(ke[i], (k, k, cin[i], f))
+            enc[f"conv{i}"] = _layer(ke[i], (k, k, cin[i], f), conv_init)
     elif arch == "arae":
         if feature_shapes(image_shape, filters, (3,) * len(filters)) != feature_shapes(image_shape, filters, kernels):
             raise ValueError(f"ARAE's 3x3 blocks do not give the CAE decoder's feature maps for {image_shape}")

@@ -216,9 +216,10 @@ def model_spec(cfg: RunConfig) -> dict:
     keys = ["arch", "image_shape", "activation", "pretrain_epochs", "batch_size", "learning_rate"]
     keys += {"dense": ["hidden"], "none": []}.get(cfg.arch, ["filters", "kernels"])
     spec = {k: v for k, v in cfg.to_dict().items() if k in keys}
-    # the kernels and the precision only where they differ from the defaults (keys made before
+    # the kernels, the precision and the init only where they differ from the defaults (keys made before
     # these settings existed stay valid)
-    spec.update({k: getattr(cfg, k) for k, default in (("conv_impl", "auto"), ("precision", "float32"))
+    spec.update({k: getattr(cfg, k) for k, default in (("conv_impl", "auto"), ("precision", "float32"),
+                                                              ("init", "glorot"))
                  if getattr(cfg, k) != default})
     return {**spec, "embedding_dim": cfg.embed_dim}
 

@@ -138,6 +138,18 @@ def test_kmeans_schedule_runs_both_schedules_per_seed_reports_pairs_and_resumes(
     assert "**warm** (2 seeds): ACC 0.7850 ± 0.0050" in md and "-0.0125 vs the paper" in md
     calls.clear()
     assert ks.main(args) == 0 and calls == []  # finished cells are not recomputed
+    # --setting init: the initialisers, a grid of its own
+    inits = []
+    monkeypatch.setattr(ks.table3, "run_cell", lambda name, dataset, seed, x, y, *, overrides, **kw: (
+        inits.append(overrides["init"]) or fake_cell(name, dataset, seed, x, y,
+                                                     overrides={"kmeans_schedule": "warm"})))
+    assert ks.main(["--setting", "init", "--seeds", "0", "--methods", "sdekc", "--out", str(tmp_path / "init"),
+                    "--cache-dir", str(tmp_path / "c")]) == 0
+    assert inits == ["glorot", "dekm"]
+    md = (tmp_path / "init" / "paired_init.md").read_text()
+    assert "ΔACC (dekm − glorot)" in md and "paper, Table 3: ACC 0.8035" in md
+    with pytest.raises(SystemExit):
+        ks.main(["--setting", "init", "--values", "warm", "--out", str(tmp_path / "bad")])
 
 
 def test_experiment_scripts_refuse_a_bad_data_root_and_report_errors_in_one_line(tmp_path, capsys):

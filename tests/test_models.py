@@ -163,6 +163,23 @@ def test_glorot_init_and_keys():
     assert not np.array_equal(other["encoder"]["conv1"]["kernel"], k)
 
 
+def test_dekm_init_draws_the_encoder_convs_from_keras_uniform_and_nothing_else_changes():
+    cfg = _cfg((16, 16, 1))
+    ours, theirs = init_params(jax.random.key(3), cfg), init_params(jax.random.key(3), cfg.replace(init="dekm"))
+    for i in range(3):
+        k = np.asarray(theirs["encoder"][f"conv{i}"]["kernel"])
+        assert np.abs(k).max() <= 0.05 and np.abs(k).max() > 0.045  # U(-0.05, 0.05), Keras' 'uniform'
+        # glorot's limit sqrt(6 / (fan_in + fan_out)) is 0.085, 0.050, 0.059 for the three convs: the
+        # second is the same distribution (and the same draw), the others are wider under glorot
+        assert np.array_equal(k, ours["encoder"][f"conv{i}"]["kernel"]) == (i == 1)
+    same = {"encoder": {"embed": 0}, "decoder": dict.fromkeys(ours["decoder"], 0)}  # glorot in both
+    for part, layers in same.items():
+        for name in layers:
+            jax.tree.map(np.testing.assert_array_equal, ours[part][name], theirs[part][name])
+    with pytest.raises(ValueError, match="RunConfig.init must be one of"):
+        cfg.replace(init="he")
+
+
 @pytest.mark.parametrize("bad", [(30, 30, 1), (18, 18, 1), (4, 4, 1)])
 def test_unsupported_image_shape(bad):
     with pytest.raises(ValueError, match="not supported|too small"):

@@ -60,7 +60,7 @@ class Method:
         """The effective settings: defaults, then the data set's, then ``overrides`` (None = keep)."""
         cfg = dict(self.defaults)
         cfg.update(self.dataset_defaults.get(dataset or "", {}))
-        allowed = set(self.defaults) | CLUSTER_KEYS[self.clustering] | ({"skips"} if self.autoencoder == "cae" else set())
+        allowed = set(self.defaults) | CLUSTER_KEYS[self.clustering] | ({"skips", "init"} if self.autoencoder == "cae" else set())
         unknown = sorted(k for k, v in overrides.items() if v is not None and k not in allowed)
         if unknown:
             raise ValueError(f"method {self.name!r} has no setting(s) {unknown}; it takes {sorted(allowed)}")
@@ -102,6 +102,8 @@ def run_config(method: Method, cfg: Mapping[str, Any], image_shape, n_clusters: 
                   clustering=method.clustering, record_labels=bool(record_labels))
     if method.autoencoder is None:
         fields["pretrain_epochs"] = 0
+    if method.autoencoder == "cae":
+        fields["init"] = cfg.get("init", "glorot")
     if arch == "binary":
         fields.update(BINARY_ARCH, embedding_dim=cfg.get("embedding_dim") or BINARY_ARCH["embedding_dim"])
     for k in ("max_iters", "steps_per_iter", "tol"):
