@@ -37,7 +37,7 @@ from sdekc_jax.config import TABLE3_DATASETS, paper_result  # noqa: E402
 from sdekc_jax.data import DEBIAN_FASHION_MNIST_DIR, load_dataset  # noqa: E402
 from sdekc_jax.io import atomic_write_json, atomic_write_text  # noqa: E402
 from sdekc_jax.methods import METHODS, get_method, run  # noqa: E402
-from sdekc_jax.metrics import evaluate  # noqa: E402
+from sdekc_jax.metrics import evaluate, run_flags  # noqa: E402
 
 
 def budget_overrides(method, dataset: str, max_pretrain_epochs: int | None, max_cluster_steps: int | None) -> dict:
@@ -210,6 +210,7 @@ def run_cell(name: str, dataset: str, seed: int, x, y, *, cache, progress: bool,
         "seconds": r.timings["pretrain"] + r.timings["cluster"],
         "pretrain_seconds": r.timings["pretrain"], "cluster_seconds": r.timings["cluster"],
         "pretrain_cache_hit": r.pretrain_cache_hit, "n_iter": r.n_iter, "converged": r.converged,
+        **run_flags(r.labels, k, r.converged, clustering=get_method(name).clustering != "kmeans"),
         "pretrain_final_mse": (float(r.history["pretrain_loss"][-1]) if len(r.history.get("pretrain_loss", ())) else None),
         "config": r.config,
         "wall_seconds": time.perf_counter() - t0,
@@ -220,7 +221,8 @@ def run_cell(name: str, dataset: str, seed: int, x, y, *, cache, progress: bool,
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     print(f"    ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f}  "
           f"pretrain {r.timings['pretrain']:.0f} s{' (cached)' if r.pretrain_cache_hit else ''}, "
-          f"cluster {r.timings['cluster']:.0f} s, {r.n_iter} it{' converged' if r.converged else ''}",
+          f"cluster {r.timings['cluster']:.0f} s, {r.n_iter} it{' converged' if r.converged else ''}"
+          + "".join(f"; {f}" for f in cell["flags"]),
           file=sys.stderr, flush=True)
     return cell
 

@@ -8,9 +8,14 @@ dict plus a fingerprint of the training data into a key and stores, per key,
 * ``<key>.json``: metadata (for :func:`cached_pretrain`: the per-epoch losses and the spec).
 
 Both are written atomically (temporary file in the same folder, fsync, ``os.replace``), the
-json first, so a ``.msgpack`` file never exists without its metadata. The cache is an
-optimisation only: unreadable entries warn and are recomputed, and write failures warn once
-and are otherwise ignored, so a cache problem never loses a run's results.
+json first, so a ``.msgpack`` file never exists without its metadata. The metadata carry the
+sha256 of the ``.msgpack`` payload and of the rest of the metadata (``payload_sha256``),
+verified on every read. The cache is an
+optimisation only: an entry that fails its checksum, cannot be parsed, has no checksum (written
+by an older version) or does not match the model is ignored with a warning and recomputed; a
+damaged payload is first moved aside to ``<key>.msgpack.corrupt`` (kept for inspection, never
+deleted). Write failures warn once and are otherwise ignored, so a cache problem never loses a
+run's results and never feeds a run damaged parameters.
 
 Canonical key form (:func:`canonical_json`): the spec is normalised (tuples -> lists, numpy
 scalars -> Python scalars; dict keys must be strings) and encoded with
@@ -127,6 +132,14 @@ def _check_like(restored: Any, template: Any) -> None:
             raise ValueError(f"leaf {i}: dtype {r_dtype} does not match the template {t_dtype}")
 
 
+def _entry_sha256(data: bytes, meta: dict) -> str:
+    """The checksum of an entry: sha256 of its parameters' bytes and of its metadata (the losses,
+    the spec...) other than the checksum itself, as sorted compact JSON."""
+    rest = {k: v for k, v in meta.items() if k != "payload_sha256"}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(data + b"\0" + text.encode("utf-8")).hexdigest()
+
+
 class PretrainCache:
     """Parameter pytrees on disk under ``directory``, by key; ``directory=None`` disables it.
 
@@ -164,32 +177,53 @@ class PretrainCache:
         warnings.warn(f"pretrain cache: ignoring unreadable entry {path} ({type(exc).__name__}: {exc}); "
                       "recomputing", PretrainCacheWarning, stacklevel=3)
 
+    def _set_aside(self, path: Path, why: str) -> None:
+        """Warn about a damaged entry and move its payload to ``<name>.corrupt`` (never deleted)."""
+        aside = path.with_name(path.name + ".corrupt")
+        try:
+            os.replace(path, aside)
+            where = f"moved to {aside}"
+        except OSError as exc:
+            where = f"could not be moved aside ({exc.strerror})"
+        warnings.warn(f"pretrain cache: entry {path} {why}; {where}; recomputing", PretrainCacheWarning, stacklevel=4)
+
     def _load(self, key: str, template: Any, with_meta: bool) -> tuple[Any, dict | None] | None:
-        """``(params, meta)``, or None if missing or unreadable (warns); does not count."""
+        """``(params, meta)``, or None if missing, damaged or unreadable (warns); does not count.
+        ``meta`` is None unless ``with_meta``; it is always read, for the checksum."""
         path = self.path(key)
         if path is None or not path.exists():
             return None
+        meta_path = path.with_suffix(".json")
         try:
-            state = serialization.msgpack_restore(path.read_bytes())
+            meta = json.loads(meta_path.read_text())
+            if not isinstance(meta, dict):
+                raise ValueError("metadata is not a JSON object")
+        except Exception as exc:
+            self._warn_read(meta_path, exc)
+            return None
+        if not isinstance(meta.get("payload_sha256"), str):
+            warnings.warn(f"pretrain cache: entry {path} has no checksum (written by an older version); recomputing "
+                          "it", PretrainCacheWarning, stacklevel=3)
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            self._warn_read(path, exc)
+            return None
+        if _entry_sha256(data, meta) != meta["payload_sha256"]:
+            self._set_aside(path, "fails its checksum (the entry is damaged)")
+            return None
+        try:
+            state = serialization.msgpack_restore(data)
             restored = serialization.from_state_dict(template, state)
             _check_like(restored, template)
             # from_state_dict ignores entries the template lacks: a larger stored tree is a mismatch too
             if jax.tree.structure(serialization.to_state_dict(restored)) != jax.tree.structure(state):
                 raise ValueError("stored tree has entries the template lacks")
-        except Exception as exc:  # corrupt, truncated, or from another architecture
+        except Exception as exc:  # from another architecture (the checksum held)
             self._warn_read(path, exc)
             return None
-        meta = None
-        if with_meta:
-            meta_path = path.with_suffix(".json")
-            try:
-                meta = json.loads(meta_path.read_text())
-                if not isinstance(meta, dict):
-                    raise ValueError("metadata is not a JSON object")
-            except Exception as exc:
-                self._warn_read(meta_path, exc)
-                return None
-        return restored, meta
+        return restored, (meta if with_meta else None)
 
     def get(self, key: str, template: Any) -> Any | None:
         """The stored pytree (numpy leaves, restored onto ``template`` as
@@ -205,7 +239,8 @@ class PretrainCache:
         return entry[0]
 
     def put(self, key: str, params: Any, meta: dict) -> bool:
-        """Store ``params`` and ``meta`` under ``key`` atomically; True if stored.
+        """Store ``params`` and ``meta`` (plus the payload's ``payload_sha256``) under ``key``
+        atomically; True if stored.
 
         Never raises for I/O or serialisation problems: it warns (once per cache) and returns False."""
         path = self.path(key)
@@ -214,6 +249,7 @@ class PretrainCache:
         try:
             data = serialization.to_bytes(jax.device_get(params))
             path.parent.mkdir(parents=True, exist_ok=True)
+            meta = {**meta, "payload_sha256": _entry_sha256(data, meta)}
             atomic_write_json(path.with_suffix(".json"), meta)  # metadata first: msgpack implies json
             atomic_write_bytes(path, data)
         except Exception as exc:

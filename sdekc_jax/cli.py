@@ -3,10 +3,12 @@ ACC/NMI/ARI beside the paper."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import io
 import json
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -42,7 +44,7 @@ def _enable_compilation_cache() -> None:
 def _check_out_dir(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"  # one per process: several may share the folder
         probe.write_text("")
         probe.unlink()
     except OSError as e:
@@ -57,16 +59,19 @@ def _summary(runs: list[dict]) -> tuple[dict, dict]:
 
 
 def _table(dataset: str, method: str, runs: list[dict], mean: dict, std: dict, quick: bool = False) -> str:
-    lines = ["| seed | ACC | NMI | ARI | seconds | iterations |", "|---|---|---|---|---|---|"]
+    lines = ["| seed | ACC | NMI | ARI | seconds | iterations | flags |", "|---|---|---|---|---|---|---|"]
     for r in runs:
-        lines.append(f"| {r['seed']} | {r['acc']:.4f} | {r['nmi']:.4f} | {r['ari']:.4f} | {r['seconds']:.1f} | {r['n_iter']} |")
+        lines.append(f"| {r['seed']} | {r['acc']:.4f} | {r['nmi']:.4f} | {r['ari']:.4f} | {r['seconds']:.1f} | "
+                     f"{r['n_iter']} | {'; '.join(r.get('flags', []))} |")
+    flagged = sum(bool(r.get("flags")) for r in runs)
     lines.append(f"| mean ± std | {mean['acc']:.4f} ± {std['acc']:.4f} | {mean['nmi']:.4f} ± {std['nmi']:.4f} | "
-                 f"{mean['ari']:.4f} ± {std['ari']:.4f} | {mean['seconds']:.1f} | |")
+                 f"{mean['ari']:.4f} ± {std['ari']:.4f} | {mean['seconds']:.1f} | | "
+                 f"{f'{flagged} of {len(runs)} runs flagged' if flagged else ''} |")
     paper, table = paper_result(method, dataset)
-    lines.append(f"| paper ({table}) | {paper[0]:.4f} | {paper[1]:.4f} | | | |" if paper else
-                 f"| paper | {table} | | | | |")
+    lines.append(f"| paper ({table}) | {paper[0]:.4f} | {paper[1]:.4f} | | | | |" if paper else
+                 f"| paper | {table} | | | | | |")
     if quick:
-        lines.append("| (quick budget: not comparable to the paper's row) | | | | | |")
+        lines.append("| (quick budget: not comparable to the paper's row) | | | | | | |")
     return "\n".join(lines)
 
 
@@ -81,27 +86,59 @@ def select_classes(x: np.ndarray, y: np.ndarray, classes: list[int]) -> tuple[np
     return x[keep], np.asarray([remap[int(v)] for v in y[keep]])
 
 
+def _devices(flag: str | None, jax) -> list | None:
+    """The devices of ``--devices`` (None: no mesh, one device). A multi-process run uses every
+    device of every process unless told otherwise."""
+    if flag is None and jax.process_count() == 1:
+        return None
+    available = jax.devices()
+    n = len(available) if flag in (None, "all") else int(flag)
+    if n > len(available):
+        raise ValueError(f"--devices {n}: this run has {len(available)} devices ({jax.process_count()} processes); "
+                         f"pass --devices all, or force more CPU devices with "
+                         f"XLA_FLAGS=--xla_force_host_platform_device_count=N")
+    if n < len(available) and jax.process_count() > 1:
+        raise ValueError(f"--devices {n}: a multi-process run uses every device ({len(available)}); pass --devices all")
+    return available[:n]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .cache import PretrainCache, default_cache_dir
     from .data import load_dataset
     from .io import _to_builtin, atomic_write_bytes, atomic_write_json
+    from .config import check_setting
     from .methods import get_method, run, run_vmapped
-    from .metrics import evaluate
+    from .metrics import evaluate, run_flags
+    from .parallel import data_mesh, data_parallel, initialize_distributed
+    from .validation import check_seeds
 
     method = get_method(args.method)
     defaults = method.config(args.dataset)
+    # every value checked before any work, with the flag named (config.check_setting's ranges)
+    args.seeds = check_seeds(args.seeds, "--seeds")
+    check_setting("checkpoint_every", args.checkpoint_every, "--checkpoint-every")
     overrides = {}
-    for name in ("pretrain_epochs", "max_iters", "batch_size", "steps_per_iter", "tol", "embedding_dim", "skips"):
+    for name in ("pretrain_epochs", "max_iters", "batch_size", "steps_per_iter", "tol", "embedding_dim", "skips",
+                 "precision"):
         if getattr(args, name) is not None:
-            overrides[name] = getattr(args, name)
+            overrides[name] = check_setting(name, getattr(args, name), "--" + name.replace("_", "-"))
     config = method.config(args.dataset, **overrides)  # validates the names before any work
+    if args.devices is not None and args.devices != "all" and not (args.devices.isdigit() and int(args.devices) >= 1):
+        raise ValueError(f"--devices must be an integer >= 1 or 'all', got {args.devices!r}")
+    initialize_distributed(args.coordinator, args.num_processes, args.process_id)  # before any other use of JAX
+    import jax
+
+    main_process = jax.process_index() == 0  # results and progress come from process 0 only
+    say = print if main_process else (lambda *a, **k: None)
+    devices = _devices(args.devices, jax)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    if args.checkpoint_every < 1:
-        raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     if args.resume and args.out is None:
         raise ValueError("--resume continues the run in --out DIR: pass the output folder of the run to continue")
+    if jax.process_count() > 1 and args.out is None:
+        raise ValueError("a multi-process run needs --out DIR, the same folder for every process (for its checkpoints)")
     out = Path(args.out or f"results/{args.dataset}-{args.method}-{stamp}")
     _check_out_dir(out)
+    args.out_dir = out  # for the interrupt message
     ckpt_root = out / "checkpoints"
     earlier = (out / "results.json").exists() or (ckpt_root.is_dir() and any(ckpt_root.iterdir()))
     if earlier and not args.resume:
@@ -112,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         None if args.pretrain_cache.lower() == "off" else args.pretrain_cache)
     cache = PretrainCache(cache_dir)
 
-    print(f"output folder: {out}", file=sys.stderr)
+    say(f"output folder: {out}", file=sys.stderr)
     x, y = load_dataset(args.dataset, args.data_dir, args.subset)
     if args.classes is not None:
         x, y = select_classes(x, y, args.classes)
@@ -124,77 +161,99 @@ def cmd_run(args: argparse.Namespace) -> int:
             if name in defaults and getattr(args, name) is None:  # an explicit flag wins
                 overrides[name] = quick[name]
         config = method.config(args.dataset, **overrides)
-        print(f"quick budget ({quick['n_images']} images, {overrides.get('pretrain_epochs', 0)} pretraining epochs, "
+        say(f"quick budget ({quick['n_images']} images, {overrides.get('pretrain_epochs', 0)} pretraining epochs, "
               f"{overrides.get('max_iters', '-')} iterations): not comparable to the paper's row", file=sys.stderr)
     k = int(y.max()) + 1
-    print(f"{args.dataset} ({args.subset}): {x.shape[0]} images {x.shape[1:]}, {k} clusters; "
+    say(f"{args.dataset} ({args.subset}): {x.shape[0]} images {x.shape[1:]}, {k} clusters; "
           f"{args.method} ({args.arch}) config {config}", file=sys.stderr)
     header = {"dataset": args.dataset, "method": args.method, "arch": args.arch, "subset": args.subset,
               "classes": args.classes, "n_samples": int(x.shape[0]),
               "quick": None if quick is None else {**quick, "note": "quick budget: not comparable to the paper's row"}}
     runs = []
     if args.resume and (out / "results.json").exists():
-        previous = json.loads((out / "results.json").read_text())
+        try:
+            previous = json.loads((out / "results.json").read_text())
+            if not isinstance(previous, dict) or not isinstance(previous.get("runs"), list):
+                raise ValueError("no list of runs")
+        except (OSError, ValueError) as e:  # never overwrite results we cannot read
+            raise ValueError(f"--resume: {out / 'results.json'} is unreadable ({e}); it is left as it is: repair or "
+                             f"move it, or choose another --out") from None
         differ = [k_ for k_ in header if previous.get(k_) != header[k_]]
         now = json.loads(json.dumps(config, default=_to_builtin))
         differ += [f"config.{k_}" for k_ in now if previous.get("config", {}).get(k_) != now[k_]]
         if differ:
             raise ValueError(f"--resume: {out / 'results.json'} was written with other settings "
                              f"({', '.join(differ)}); use the same command line, or another --out")
-        runs = [r_ for r_ in previous["runs"] if r_["seed"] in args.seeds]
-        done = sorted(r_["seed"] for r_ in runs)
+        runs = list(previous["runs"])  # every finished seed is kept, asked for again or not
+        done = [r_["seed"] for r_ in runs]
         if done:
-            print(f"resuming {out}: seeds {done} are finished", file=sys.stderr)
+            say(f"resuming {out}: seeds {done} are finished and kept", file=sys.stderr)
     def record(seed: int, r, seed_ckpt: Path | None) -> None:
         m = evaluate(y, r.labels)
         buf = io.BytesIO()
         np.save(buf, np.asarray(r.labels, np.int32))
-        atomic_write_bytes(out / f"labels-seed{seed}.npy", buf.getvalue())
+        if main_process:
+            atomic_write_bytes(out / f"labels-seed{seed}.npy", buf.getvalue())
         seconds = r.timings["pretrain"] + r.timings["cluster"]
-        runs.append({"seed": seed, **m, "seconds": seconds, "n_iter": r.n_iter, "converged": r.converged,
+        flags = run_flags(r.labels, k, r.converged, clustering=method.clustering != "kmeans")
+        runs.append({"seed": seed, **m, "seconds": seconds, "n_iter": r.n_iter, "converged": r.converged, **flags,
                      "pretrain_seconds": r.timings["pretrain"], "cluster_seconds": r.timings["cluster"],
                      "pretrain_cache_hit": r.pretrain_cache_hit,
                      **({"vmapped_seeds": r.timings["vmapped_seeds"]} if "vmapped_seeds" in r.timings else {})})
-        print(f"seed {seed}: ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f} ({seconds:.1f} s"
+        say(f"seed {seed}: ACC {m['acc']:.4f} NMI {m['nmi']:.4f} ARI {m['ari']:.4f} ({seconds:.1f} s"
               f"{' (its share of the vmapped run)' if 'vmapped_seeds' in r.timings else ''}, {r.n_iter} iterations"
               f"{', pretraining from the cache' if r.pretrain_cache_hit else ''})", file=sys.stderr)
         if not r.converged:
-            print(f"seed {seed}: did not converge: stopped at the iteration cap ({r.n_iter}); the labels are those "
+            say(f"seed {seed}: did not converge: stopped at the iteration cap ({r.n_iter}); the labels are those "
                   f"of the last iteration", file=sys.stderr)
+        if flags["clusters_used"] < k:
+            say(f"seed {seed}: degenerate result: the labels use {flags['clusters_used']} of {k} clusters",
+                  file=sys.stderr)
         mean, std = _summary(runs)
         cfg = dict(r.config)
         if "skips" in cfg:
             cfg["skip_preset"] = cfg["skips"] if isinstance(cfg["skips"], str) else None
             cfg["skip_weights"] = SKIP_PRESETS.get(cfg["skips"]) if isinstance(cfg["skips"], str) else cfg["skips"]
+        if not main_process:
+            return
         atomic_write_json(out / "results.json", {
-            **header, "config": cfg, "runs": runs, "mean": {k_: mean[k_] for k_ in ("acc", "nmi", "ari")},
+            **header, "config": cfg, "run_config": r.run_config.to_dict() if r.run_config is not None else None,
+            "runs": runs, "mean": {k_: mean[k_] for k_ in ("acc", "nmi", "ari")},
             "std": {k_: std[k_] for k_ in ("acc", "nmi", "ari")},
+            "flagged_runs": sum(bool(r_.get("flags")) for r_ in runs),
+            "parallel": {"devices": len(devices) if devices else 1, "processes": jax.process_count()},
         })
         if seed_ckpt is not None:
-            shutil.rmtree(seed_ckpt, ignore_errors=True)  # the seed's result is saved: its checkpoints are done
+            shutil.rmtree(seed_ckpt, ignore_errors=True)  # (process 0 only: the others returned above)  # the seed's result is saved: its checkpoints are done
 
+    verbose = not args.no_progress and main_process
+    mesh = (lambda: data_parallel(data_mesh(devices))) if devices else contextlib.nullcontext
+    if devices:
+        say(f"data-parallel over {len(devices)} devices ({jax.process_count()} processes): "
+            f"{', '.join(sorted({d.platform for d in devices}))}", file=sys.stderr)
     todo = [seed for seed in dict.fromkeys(args.seeds) if not any(r_["seed"] == seed for r_ in runs)]
     if args.vmap_seeds and todo:
         # one program for all unfinished seeds; its checkpoints are shared (and name the seeds)
         vm_ckpt = ckpt_root / ("vmap-seeds-" + "-".join(map(str, todo)))
-        results = run_vmapped(args.method, x, k, seeds=todo, dataset=args.dataset, arch=args.arch, cache=cache,
-                              verbose=not args.no_progress, checkpoint_dir=str(vm_ckpt),
-                              checkpoint_every=args.checkpoint_every, **overrides)
+        with mesh():
+            results = run_vmapped(args.method, x, k, seeds=todo, dataset=args.dataset, arch=args.arch, cache=cache,
+                                  verbose=verbose, checkpoint_dir=str(vm_ckpt),
+                                  checkpoint_every=args.checkpoint_every, **overrides)
         for seed, r in zip(todo, results):
             record(seed, r, None)
-        shutil.rmtree(vm_ckpt, ignore_errors=True)
+        if main_process:
+            shutil.rmtree(vm_ckpt, ignore_errors=True)
     for seed in ([] if args.vmap_seeds else todo):
         seed_ckpt = ckpt_root / f"seed{seed}"
-        r = run(args.method, x, k, seed=seed, dataset=args.dataset, arch=args.arch, cache=cache,
-                verbose=not args.no_progress, checkpoint_dir=str(seed_ckpt), checkpoint_every=args.checkpoint_every,
-                **overrides)
+        with mesh():
+            r = run(args.method, x, k, seed=seed, dataset=args.dataset, arch=args.arch, cache=cache,
+                    verbose=verbose, checkpoint_dir=str(seed_ckpt), checkpoint_every=args.checkpoint_every, **overrides)
         record(seed, r, seed_ckpt)
-    if ckpt_root.is_dir() and not any(ckpt_root.iterdir()):
+    if main_process and ckpt_root.is_dir() and not any(ckpt_root.iterdir()):
         ckpt_root.rmdir()
-    runs.sort(key=lambda r_: args.seeds.index(r_["seed"]))
     mean, std = _summary(runs)
-    print(_table(args.dataset, args.method, runs, mean, std, quick=quick is not None))
-    print(f"\nwrote {out / 'results.json'}", file=sys.stderr)
+    say(_table(args.dataset, args.method, runs, mean, std, quick=quick is not None))
+    say(f"\nwrote {out / 'results.json'}", file=sys.stderr)
     return 0
 
 
@@ -225,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--skips", default=None, choices=sorted(SKIP_PRESETS),
                    help="CAE methods: skip weights (default: the method's; sdekc/sidcec: swapped=(0.001 enc, 0.999 dec); "
                         "paper-text=(0.999, 0.001); none=no skips)")
+    r.add_argument("--precision", default=None, choices=["float32", "bf16"],
+                   help="bf16: convolutions and dense layers compute in bfloat16 (parameters, optimiser state, "
+                        "losses and K-means stay float32); methods with an autoencoder (default: float32)")
     r.add_argument("--seeds", type=int, nargs="+", default=[0])
     r.add_argument("--pretrain-epochs", type=int, default=None, help="default: the method's (sdekc: 200)")
     r.add_argument("--max-iters", type=int, default=None,
@@ -243,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="output folder (default results/<dataset>-<method>-<timestamp>)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("--resume", action="store_true",
-                   help="continue the run in --out: finished seeds are kept, an unfinished one continues from its "
-                        "last checkpoint (same command line required)")
+                   help="continue the run in --out: every finished seed is kept (other --seeds are added), an unfinished "
+                        "one continues from its last checkpoint (same settings required)")
     r.add_argument("--vmap-seeds", action="store_true",
                    help="train all --seeds as one vmapped program (jax.vmap of the same run over the seeds' keys; "
                         "the results agree with seed-by-seed runs statistically, not bit for bit; seeds found in the "
@@ -252,17 +314,45 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint-every", type=int, default=1,
                    help="save pretraining every N epochs and the clustering loop every N chunks of iterations "
                         "(in <out>/checkpoints/seed<k>/, removed when the seed's result is saved)")
+    r.add_argument("--devices", default=None,
+                   help="train data-parallel over N devices, or 'all' (each mini-batch and the embedding sharded "
+                        "over them; default: one device, or every device of a multi-process run)")
+    r.add_argument("--coordinator", default=None,
+                   help="join a multi-process run (jax.distributed): HOST:PORT of process 0, with --num-processes "
+                        "and --process-id; 'auto' where JAX finds them itself (Cloud TPU). Results and progress "
+                        "come from process 0")
+    r.add_argument("--num-processes", type=int, default=None, help="the number of processes (with --coordinator)")
+    r.add_argument("--process-id", type=int, default=None, help="this process's id, 0..N-1 (with --coordinator)")
     r.set_defaults(func=cmd_run)
     return p
 
 
+def resume_command(argv: list[str], out: Path) -> str:
+    """The command line that continues an interrupted ``sdekc`` command ``argv`` in ``out``."""
+    argv = list(argv)
+    if "--out" not in argv and not any(a.startswith("--out=") for a in argv):
+        argv += ["--out", str(out)]
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return shlex.join(["sdekc", *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # one line: where the results are and how to go on
+        out = getattr(args, "out_dir", None)
+        if out is None:
+            print("\ninterrupted before any result was saved", file=sys.stderr)
+        else:
+            print(f"\ninterrupted: finished seeds are in {out / 'results.json'}, the unfinished one continues from "
+                  f"{out / 'checkpoints'}; go on with: {resume_command(argv, out)}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

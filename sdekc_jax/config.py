@@ -26,6 +26,42 @@ KMEANS_SCHEDULES = ("warm", "dekm")
 INITS = ("glorot", "dekm")
 
 
+# The range of every numeric setting: RunConfig, the methods' settings, the estimator and the
+# CLI all check their values with check_setting, before any work.
+_INT_MIN = {"n_clusters": 2, "pretrain_epochs": 0, "batch_size": 1, "max_iters": 1, "steps_per_iter": 0,
+            "kmeans_n_init": 1, "kmeans_max_iter": 1, "embed_batch_size": 1, "embedding_dim": 1,
+            "checkpoint_every": 1}
+_POSITIVE = ("learning_rate", "cluster_learning_rate", "dec_alpha", "dec_gamma", "alpha", "gamma")
+_FRACTIONS = {"tol": "a fraction in [0, 1) (0: never stop early, run max_iters)",
+              "cluster_momentum": "a number in [0, 1)"}
+SEED_MAX = 2**32 - 1  # JAX's PRNG keys take 32-bit seeds: 2**32 + s and -s alias other seeds
+
+
+def check_setting(name: str, value, label: str | None = None):
+    """``value`` checked against the range of the setting ``name`` (and returned as a Python int
+    or float); a ValueError of one line naming ``label`` (default ``name``: the CLI passes its
+    flag) and the allowed range otherwise. Names without a numeric range are returned as given."""
+    label = label or name
+    if name in _INT_MIN or name == "seed":
+        lo, hi = (0, SEED_MAX) if name == "seed" else (_INT_MIN[name], None)
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and lo <= value \
+            and (hi is None or value <= hi)
+        if not ok:
+            what = f"an integer in [0, {SEED_MAX}] (JAX's PRNG takes 32-bit seeds; larger or negative ones " \
+                   f"would repeat other seeds)" if name == "seed" else f"an integer >= {lo}" + \
+                (" (or None: the number of clusters)" if name == "embedding_dim" else "")
+            raise ValueError(f"{label} must be {what}, got {value!r}")
+        return int(value)
+    if name in _POSITIVE or name in _FRACTIONS:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (value > 0 if name in _POSITIVE else 0 <= value < 1)
+        if not ok:
+            raise ValueError(f"{label} must be {'a finite number > 0' if name in _POSITIVE else _FRACTIONS[name]}, "
+                             f"got {value!r}")
+        return float(value)
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything that defines one run (init -> pretraining -> clustering phase); the defaults
@@ -91,33 +127,19 @@ class RunConfig:
         set_ = lambda k, v: object.__setattr__(self, k, v)
         for k in ("image_shape", "filters", "kernels", "hidden"):
             set_(k, tuple(int(v) for v in getattr(self, k)))
-        ints = {"n_clusters": 2, "pretrain_epochs": 0, "batch_size": 1, "max_iters": 1, "steps_per_iter": 0,
-                "kmeans_n_init": 1, "kmeans_max_iter": 1, "embed_batch_size": 1}
-        for k, lo in ints.items():
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-                raise ValueError(f"RunConfig.{k} must be an integer >= {lo}, got {v!r}")
-            set_(k, int(v))
-        if self.embedding_dim is not None:
-            if isinstance(self.embedding_dim, bool) or not isinstance(self.embedding_dim, numbers.Integral) \
-                    or self.embedding_dim < 1:
-                raise ValueError(f"RunConfig.embedding_dim must be None or an integer >= 1, got {self.embedding_dim!r}")
-            set_("embedding_dim", int(self.embedding_dim))
+        fields = {f.name for f in dataclasses.fields(self)}
+        for k in fields & set(_INT_MIN):
+            if k != "embedding_dim" or self.embedding_dim is not None:
+                set_(k, check_setting(k, getattr(self, k), f"RunConfig.{k}"))
         for k, allowed in (("arch", ARCHS), ("clustering", CLUSTERINGS), ("cluster_optimizer", OPTIMIZERS),
                            ("activation", ("relu", "tanh")), ("kmeans_schedule", KMEANS_SCHEDULES),
                            ("conv_impl", CONV_IMPLS), ("precision", PRECISIONS),
                            ("kmeans_scoring", SCORINGS), ("init", INITS)):
             if getattr(self, k) not in allowed:
                 raise ValueError(f"RunConfig.{k} must be one of {list(allowed)}, got {getattr(self, k)!r}")
-        for k in ("learning_rate", "dec_alpha", "dec_gamma") + (("cluster_learning_rate",)
-                                                                 if self.cluster_learning_rate is not None else ()):
-            v = getattr(self, k)
-            if not (isinstance(v, numbers.Real) and math.isfinite(v) and v > 0):
-                raise ValueError(f"RunConfig.{k} must be a positive finite number, got {v!r}")
-        if not (isinstance(self.tol, numbers.Real) and 0 <= self.tol < 1):
-            raise ValueError(f"RunConfig.tol is a fraction of the points in [0, 1), got {self.tol!r}")
-        if not (isinstance(self.cluster_momentum, numbers.Real) and 0 <= self.cluster_momentum < 1):
-            raise ValueError(f"RunConfig.cluster_momentum must be in [0, 1), got {self.cluster_momentum!r}")
+        for k in fields & {*_POSITIVE, *_FRACTIONS}:
+            if k != "cluster_learning_rate" or self.cluster_learning_rate is not None:
+                set_(k, check_setting(k, getattr(self, k), f"RunConfig.{k}"))
         for k in ("dec_reconstruction", "record_labels"):
             if not isinstance(getattr(self, k), bool):
                 raise ValueError(f"RunConfig.{k} must be True or False, got {getattr(self, k)!r}")

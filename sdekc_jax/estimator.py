@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .config import RunConfig
+from .config import RunConfig, check_setting
 from .kmeans import assign
 from .models import check_image_shape
 from .run import fit, make_embed
@@ -25,11 +26,12 @@ class SDEKC:
     ``converged_``, ``params_`` (``{"encoder", "decoder"}``), ``config_`` (the
     :class:`~sdekc_jax.config.RunConfig` that ran), ``history_`` (pretraining loss per epoch and,
     per clustering iteration, the number of changed labels, the K-means loss and the greedy loss),
-    ``timings_`` (seconds for pretraining and clustering).
+    ``timings_`` (seconds for pretraining and clustering), ``n_clusters_used_`` (distinct final
+    labels; fewer than ``n_clusters`` warns: a collapsed clustering).
 
     ``checkpoint_dir``: save the pretraining (every ``checkpoint_every`` epochs) and the clustering
-    phase (every ``checkpoint_every`` chunks of iterations) to ``pretrain.msgpack`` /
-    ``cluster.msgpack`` there; a ``fit`` that finds them continues where the last one stopped and
+    phase (every ``checkpoint_every`` chunks of iterations) to the Orbax checkpoints ``pretrain/``
+    and ``cluster/`` there; a ``fit`` that finds them continues where the last one stopped and
     ends with the labels of an uninterrupted fit. The checkpoints name the settings and the data
     they belong to: those of another fit are refused (``CheckpointMismatch``), not reused. They are
     kept after ``fit`` (a repeated ``fit`` then returns at once); delete the folder to start over.
@@ -74,12 +76,14 @@ class SDEKC:
         return check_images(X, image_shape=self.image_shape)
 
     def fit(self, X, y=None) -> "SDEKC":
+        seed = check_setting("seed", self.seed)
+        check_setting("checkpoint_every", self.checkpoint_every)
         x = self._images(X)
         check_fit_data(x, self.n_clusters)
         check_image_shape(x.shape[1:])
         cfg = self.config(x.shape[1:])
         skips = resolve_skips(self.skip_weights)
-        f = fit(cfg, x, jax.random.key(self.seed), None if skips is None else jnp.asarray(skips, jnp.float32),
+        f = fit(cfg, x, jax.random.key(seed), None if skips is None else jnp.asarray(skips, jnp.float32),
                 checkpoint_dir=self.checkpoint_dir, checkpoint_every=self.checkpoint_every, verbose=self.verbose)
         r = f.result
         self.config_ = cfg
@@ -88,6 +92,10 @@ class SDEKC:
         self.cluster_centers_ = np.asarray(r.centers)
         self.n_iter_ = int(r.n_iter)
         self.converged_ = bool(r.converged)
+        self.n_clusters_used_ = int(np.unique(self.labels_).size)
+        if self.n_clusters_used_ < self.n_clusters:
+            warnings.warn(f"degenerate result: the labels use {self.n_clusters_used_} of {self.n_clusters} clusters",
+                          RuntimeWarning, stacklevel=2)
         self.history_ = {"pretrain_loss": r.pretrain_loss, **{k: v[:self.n_iter_] for k, v in r.history.items()}}
         self.timings_ = f.timings
         return self

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .parallel import replicate, shard_batch
+from .parallel import replicate, shard_batch, to_host
 from .pretrain import batch_plan, cached_jit
 from .progress import progress
 
@@ -130,13 +130,13 @@ def make_advance(refresh: Callable, loss: Callable, tx: optax.GradientTransforma
 
 def history_of(state: dict, n_iter: int | None = None) -> dict:
     """The host-side history of one run: each entry cut to the iterations that ran."""
-    hist = jax.device_get(state["history"])
+    hist = to_host(state["history"])
     n_iter = int(state["iteration"]) if n_iter is None else n_iter
     return {k: np.asarray(v[:n_iter]) for k, v in hist.items()}
 
 
 def _check_finite(state: dict, lo: np.ndarray, batched: bool) -> None:
-    hist = jax.device_get(state["history"])
+    hist = to_host(state["history"])
     its = np.atleast_1d(np.asarray(state["iteration"]))
     for r in range(its.shape[0]):
         for k, v in hist.items():
@@ -188,7 +188,7 @@ def drive_loop(advance: Callable, state: dict, x: jax.Array, skip_weights=None, 
         if checkpoint is not None and (checkpoint.due(n_chunks) or not running().any()):
             checkpoint.save(state, {"phase": desc, "n_iter": its().tolist(), "n_chunks": n_chunks})
         bar.update(int(its().max()) - int(before.max()))
-        changed = np.asarray(jax.device_get(state["history"]["n_changed"]))
+        changed = np.asarray(to_host(state["history"]["n_changed"]))
         if batched:
             bar.set_postfix(running=f"{int(running().sum())}/{len(its())}")
         elif its()[0]:

@@ -74,6 +74,20 @@ def evaluate(y_true, y_pred) -> dict[str, float]:
     return {"acc": cluster_acc(y_true, y_pred), "nmi": nmi(y_true, y_pred), "ari": ari(y_true, y_pred)}
 
 
+def run_flags(labels, n_clusters: int, converged: bool, clustering: bool = True) -> dict:
+    """What makes a run's result suspect, for results files and tables: ``clusters_used`` (the
+    distinct final labels) and ``flags``, a list of one-line reasons, empty for a normal run:
+    fewer than ``n_clusters`` clusters used (a collapsed clustering), or the clustering loop
+    stopped at ``max_iters`` without converging (``clustering=False``: no loop to converge)."""
+    used = int(np.unique(np.asarray(labels)).size)
+    flags = []
+    if used < n_clusters:
+        flags.append(f"degenerate: {used} of {n_clusters} clusters used")
+    if clustering and not converged:
+        flags.append("stopped at max_iters without converging")
+    return {"clusters_used": used, "flags": flags}
+
+
 def _check_labels(a, b, n_clusters: int, names) -> tuple[np.ndarray, np.ndarray]:
     a, b = _check_pair(a, b, names)
     if int(n_clusters) != n_clusters or n_clusters < 1:

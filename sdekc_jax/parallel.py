@@ -28,6 +28,7 @@ import contextlib
 from typing import Any, Iterator, Sequence
 
 import jax
+import jax.numpy  # noqa: F401  (jax.numpy.issubdtype)
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -68,9 +69,59 @@ def shard_batch(x: jax.Array) -> jax.Array:
     return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P(AXIS)))
 
 
+def to_host(tree: Any) -> Any:
+    """numpy copies of the arrays of ``tree``, the same on every process. An array sharded over
+    devices of other processes (a multi-process run) is gathered with
+    ``multihost_utils.process_allgather``, a collective: every process must call this together."""
+    def one(v):
+        if isinstance(v, jax.Array) and not v.is_fully_addressable and not v.is_fully_replicated:
+            from jax.experimental import multihost_utils
+            return np.asarray(multihost_utils.process_allgather(v, tiled=True))
+        return jax.device_get(v)
+    return jax.tree.map(one, tree)
+
+
+def initialize_distributed(coordinator: str | None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """Join a multi-process run: ``jax.distributed.initialize`` with the coordinator's
+    ``HOST:PORT``, the number of processes and this one's id (``coordinator="auto"``: let JAX find
+    them, as on Cloud TPU). On CPU the processes' collectives go through gloo. Call it before any
+    other use of JAX. Errors name the bad value."""
+    if coordinator is None:
+        if num_processes is not None or process_id is not None:
+            raise ValueError("--num-processes and --process-id need --coordinator HOST:PORT (the address of process 0)")
+        return
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if coordinator == "auto":
+        jax.distributed.initialize()
+        return
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--coordinator must be HOST:PORT (e.g. 10.0.0.1:12345) or 'auto', got {coordinator!r}")
+    if isinstance(num_processes, bool) or not isinstance(num_processes, int) or num_processes < 1:
+        raise ValueError(f"--num-processes must be an integer >= 1 with --coordinator, got {num_processes!r}")
+    if isinstance(process_id, bool) or not isinstance(process_id, int) or not 0 <= process_id < num_processes:
+        raise ValueError(f"--process-id must be an integer in [0, {num_processes - 1}] with --coordinator, "
+                         f"got {process_id!r}")
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+
+
 def replicate(tree: Any) -> Any:
-    """Every array of ``tree`` placed on all devices of the active mesh (unchanged without one)."""
+    """Every array of ``tree`` placed on all devices of the active mesh (unchanged without one).
+    In a multi-process run every process passes the same values (they are built from the same
+    seed and data), which go to the global mesh through the host."""
     mesh = active_mesh()
     if mesh is None:
         return tree
-    return jax.device_put(tree, NamedSharding(mesh, P()))
+    sharding = NamedSharding(mesh, P())
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def one(v):
+        if isinstance(v, jax.Array) and v.sharding == sharding:
+            return v
+        if isinstance(v, jax.Array) and jax.numpy.issubdtype(v.dtype, jax.dtypes.prng_key):
+            data = jax.device_put(np.asarray(to_host(jax.random.key_data(v))), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(v))
+        return jax.device_put(np.asarray(to_host(v)), sharding)
+    return jax.tree.map(one, tree)

@@ -41,7 +41,7 @@ from .dec import dec_loss, dec_refresh
 from .kmeans import kmeans
 from .loop import drive_loop, init_loop_state, make_advance
 from .models import encode, init_params, reconstruct
-from .parallel import active_mesh
+from .parallel import active_mesh, replicate, to_host
 from .pretrain import adam, cached_jit as _jit, drive_epochs, init_state, make_epoch
 
 # Bump when pretraining numerics change, so old cache entries and checkpoints are not reused.
@@ -244,7 +244,7 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
 
     ``checkpoint_dir``: pretraining (every ``checkpoint_every`` epochs) and the clustering loop
     (every ``checkpoint_every`` chunks of ``chunk_size`` iterations) save their state there
-    (``pretrain.msgpack``, ``cluster.msgpack``); a fit started again with the same arguments
+    (``pretrain/``, ``cluster/``: Orbax checkpoints); a fit started again with the same arguments
     continues from them and ends with exactly the labels of an uninterrupted fit. A checkpoint
     written with other settings, keys or data is refused. The files are left in place.
 
@@ -297,7 +297,7 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
         pre_seconds = sum(f[2] for f in found if f is not None)
         if missing:
             ck = None if root is None else Checkpointer(
-                root / "pretrain.msgpack", {"pretrain": [pre_specs[i] for i in missing], "data": fingerprint},
+                root / "pretrain", {"pretrain": [pre_specs[i] for i in missing], "data": fingerprint},
                 every=checkpoint_every)
             sub = np.asarray(missing)
             pick = (lambda tree: jax.tree.map(lambda v: v[sub], tree)) if batched else (lambda tree: tree)
@@ -306,9 +306,9 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
             state, new_losses = drive_epochs(steps.pretrain_epoch, state, x, pick(k_pre), None if w is None else pick(w),
                                              epochs=cfg.pretrain_epochs, batched=batched, chunk_size=pretrain_chunk_size,
                                              checkpoint=ck, verbose=verbose)
-            t = time.perf_counter() - t
+            t = time.perf_counter() - t + (0.0 if ck is None else ck.resumed_seconds)  # + the earlier pieces'
             pre_seconds += t
-            new_params = jax.device_get(state["params"])
+            new_params = to_host(state["params"])
             for j, i in enumerate(missing):
                 found[i] = (take(new_params, j), new_losses[j] if batched else new_losses, t / len(missing))
                 store_pretrained(cache, pre_specs[i], fingerprint, found[i][0], found[i][1], found[i][2])
@@ -320,16 +320,19 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
     # --- clustering phase ----------------------------------------------------------------------
     t1 = time.perf_counter()
     xj = jnp.asarray(x, jnp.float32) if pretrain_chunk_size is None else jnp.asarray(np.asarray(x), jnp.float32)
+    # on the active mesh, if any: in a multi-process run every input must be a global array
+    params, xj, k_cl, w = replicate((params, xj, k_cl, w))
     st = V(steps.cluster_init, (0, None, 0, w_axis))(params, xj, k_cl, w)
+    ck = None
     if cfg.clustering != "kmeans":
         ck = None if root is None else Checkpointer(
-            root / "cluster.msgpack", {**base, "config": cfg.to_dict(), "keys": keys_data, "skip_weights": w_list,
+            root / "cluster", {**base, "config": cfg.to_dict(), "keys": keys_data, "skip_weights": w_list,
                                        "data": fingerprint}, every=checkpoint_every)
         st = drive_loop(steps.advance, st, xj, w, max_iters=cfg.max_iters, chunk_size=chunk_size, batched=batched,
                         checkpoint=ck, verbose=verbose, desc=cfg.clustering)
     result = V(steps.finish, (0, 0, None))(params, st, xj)
-    result = jax.device_get(result)
-    t_cl = time.perf_counter() - t1
+    result = to_host(result)  # (gathered from every process in a multi-process run)
+    t_cl = time.perf_counter() - t1 + (0.0 if ck is None else ck.resumed_seconds)
     result = result._replace(pretrain_loss=np.stack(losses) if batched else losses[0])
     timings = {"pretrain": pre_seconds, "cluster": t_cl}
     return Fitted(result, timings, hits if batched else hits[0], batched)

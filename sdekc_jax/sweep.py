@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .config import RunConfig
+from .config import RunConfig, check_setting
 from .run import fit
 from .validation import check_fit_data, check_images, resolve_skips
 
@@ -54,7 +54,7 @@ def skip_sweep(x, n_clusters: int, runs: Sequence[tuple[Sequence[float] | str | 
     :func:`sdekc_jax.run.fit` (a sweep started again with the same arguments continues from it;
     one written by other runs, settings or data is refused).
     """
-    runs = [(resolve_skips(w), int(s)) for w, s in runs]
+    runs = [(resolve_skips(w), check_setting("seed", s)) for w, s in runs]
     if not runs:
         raise ValueError("runs must name at least one (skip_weights, seed)")
     if len(set(map(repr, runs))) != len(runs):

@@ -5,7 +5,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import SKIP_PRESETS
+from .config import SKIP_PRESETS, check_setting
 
 
 def check_images(x: Any, name: str = "X", *, image_shape: Sequence[int] | None = None,
@@ -41,9 +41,27 @@ def check_images(x: Any, name: str = "X", *, image_shape: Sequence[int] | None =
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty")
     x = x.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or inf ({int(np.size(x) - np.isfinite(x).sum())} values); clean the data first")
+    check_pixel_range(x, name)
     return x
+
+
+PIXEL_SLACK = 1e-3  # rounding slack around [0, 1]
+
+
+def check_pixel_range(x: np.ndarray, name: str = "X") -> None:
+    """Refuse images that are not finite or not in [0, 1] (within :data:`PIXEL_SLACK`), with the
+    fix in the one-line message. The autoencoders, their learning rate and the reconstruction
+    loss assume pixels in [0, 1]; data in 0..255 would train on a loss thousands of times too
+    large, and absurd scales end in overflow."""
+    x = np.asarray(x)
+    finite = np.isfinite(x)
+    if not finite.all():
+        raise ValueError(f"{name} contains NaN or inf ({int(finite.size - finite.sum())} values); clean the data first")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -PIXEL_SLACK or hi > 1 + PIXEL_SLACK:
+        fix = "divide by 255 (they look like 8-bit pixel values) or pass uint8" if lo >= 0 and hi <= 255 else \
+            "rescale them, e.g. (X - X.min()) / (X.max() - X.min())"
+        raise ValueError(f"{name} has values in [{lo:.6g}, {hi:.6g}], but the models expect images in [0, 1]: {fix}")
 
 
 def resolve_skips(skip_weights: str | Sequence[float] | None) -> tuple[float, float] | None:
@@ -70,3 +88,21 @@ def check_fit_data(x: np.ndarray, n_clusters: Any, name: str = "X") -> None:
         raise ValueError(f"n_clusters must be an integer in [2, n_samples={n}], got {n_clusters!r}")
     if n > 1 and np.all(x == x[:1]):
         raise ValueError(f"{name} has no variation: all {n} samples are identical, so there is nothing to cluster")
+
+
+def check_seeds(seeds: Any, label: str = "seeds") -> list[int]:
+    """Distinct seeds in [0, 2**32 - 1] (:data:`~sdekc_jax.config.SEED_MAX`), as Python ints; one
+    ValueError line naming ``label`` otherwise. JAX's PRNG keys take 32-bit seeds, so a seed
+    outside that range would silently repeat another one (2**32 gives seed 0's run)."""
+    try:
+        seeds = list(seeds)
+    except TypeError:
+        raise ValueError(f"{label} must be a list of integers, got {seeds!r}") from None
+    if not seeds:
+        raise ValueError(f"{label} is empty: give at least one seed")
+    out = [check_setting("seed", s, label) for s in seeds]
+    dup = next((s for i, s in enumerate(out) if s in out[:i]), None)
+    if dup is not None:
+        raise ValueError(f"{label} lists seed {dup} twice: each seed is one run, and a repeat would count it twice "
+                         f"in the mean")
+    return out

@@ -54,3 +54,15 @@ def test_missing_data_dir_is_a_clear_error(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "train-images-idx3-ubyte" in err and str(tmp_path) in err
+
+
+def test_precision_and_init_reach_the_run_config():
+    from sdekc_jax.methods import get_method
+    from sdekc_jax.methods.base import run_config
+
+    m = get_method("sdekc")
+    rc = run_config(m, m.config("usps", precision="bf16", init="dekm"), (16, 16, 1), 10)
+    assert (rc.precision, rc.init) == ("bf16", "dekm")
+    assert run_config(m, m.config("usps"), (16, 16, 1), 10).precision == "float32"
+    with pytest.raises(ValueError, match="no setting"):
+        get_method("kmeans").config("usps", precision="bf16")

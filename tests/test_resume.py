@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from sdekc_jax.checkpoint import Checkpointer, CheckpointMismatch
+from sdekc_jax.checkpoint import Checkpointer, CheckpointCorrupt, CheckpointMismatch
 
 # a small two-class USPS run: 4 pretraining epochs, 25 clustering iterations (3 chunks of 10)
 ARGS = ["run", "--subset", "test", "--classes", "0", "1", "--pretrain-epochs", "4", "--max-iters", "25",
@@ -28,6 +28,11 @@ def sdekc(out, *extra, kill_at=None):
                           capture_output=True, text=True, timeout=600)
 
 
+def snapshot(folder):
+    """Every file under ``folder``, by relative path, with its bytes."""
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
 @pytest.mark.slow
 def test_killed_twice_then_resumed_gives_the_uninterrupted_labels(tmp_path, capsys):
     ref = sdekc(tmp_path / "ref")
@@ -37,7 +42,7 @@ def test_killed_twice_then_resumed_gives_the_uninterrupted_labels(tmp_path, caps
 
     p = sdekc(out, kill_at="pretrain:2")  # SIGKILL right after the epoch-2 checkpoint
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
-    assert (ck / "pretrain.msgpack").is_file() and not (ck / "cluster.msgpack").exists()
+    assert (ck / "pretrain").is_dir() and not (ck / "cluster").exists()
     assert not (out / "results.json").exists()
 
     from sdekc_jax.cli import main  # in-process: these two stop before any training
@@ -46,7 +51,7 @@ def test_killed_twice_then_resumed_gives_the_uninterrupted_labels(tmp_path, caps
 
     p = sdekc(out, "--resume", kill_at="cluster:1")  # resumes pretraining, then dies after 10 iterations
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
-    assert (ck / "cluster.msgpack").is_file()
+    assert (ck / "cluster").is_dir()
 
     p = sdekc(out, "--resume")
     assert p.returncode == 0, p.stderr[-2000:]
@@ -65,12 +70,12 @@ def test_checkpoint_round_trip_and_mismatches(tmp_path):
     tx = optax.adam(1e-3)
     state = {"params": params, "opt_state": tx.init(params), "key": jax.random.key(7), "aux": None,
              "step": jnp.int32(4)}
-    c = Checkpointer(tmp_path / "pretrain.msgpack", spec={"seed": 0}, every=2)
+    c = Checkpointer(tmp_path / "pretrain", spec={"seed": 0}, every=2)
     assert not c.exists() and c.due(2) and not c.due(3)
     c.save(state, {"epoch": 3}, {"losses": np.array([0.3, 0.2])})
     template = jax.tree.map(jnp.zeros_like, {k: v for k, v in state.items() if k != "key"}) | {"key": jax.random.key(0)}
     tree, meta, extra = c.load(template)
-    assert meta == {"epoch": 3} and extra["losses"].tolist() == [0.3, 0.2]
+    assert meta["epoch"] == 3 and extra["losses"].tolist() == [0.3, 0.2]
     for u, v in zip(jax.tree.leaves(tree["params"]), jax.tree.leaves(params)):
         np.testing.assert_array_equal(u, v)
     np.testing.assert_array_equal(jax.random.key_data(tree["key"]), jax.random.key_data(state["key"]))
@@ -79,9 +84,11 @@ def test_checkpoint_round_trip_and_mismatches(tmp_path):
         Checkpointer(c.path, spec={"seed": 1}).load(template)
     with pytest.raises(CheckpointMismatch, match="shape"):
         c.load(template | {"params": {"w": jnp.zeros((2, 2)), "b": jnp.zeros(2)}})
-    (tmp_path / "pretrain.msgpack").write_bytes(b"\x00garbage")
-    with pytest.raises(ValueError, match="unreadable.*delete it"):
-        c.load(template)
+    for f in (tmp_path / "pretrain").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointCorrupt, match="is damaged.*the run is refused"):
+        Checkpointer(tmp_path / "pretrain", spec={"seed": 0}).load(template)
     with pytest.raises(ValueError, match="positive integer"):
         Checkpointer(tmp_path / "x", every=0)
 
@@ -105,7 +112,7 @@ def test_nan_in_the_loop_stops_with_an_error_and_keeps_the_last_good_checkpoint(
     advance = make_advance(refresh, loss, tx, steps_per_iter=2, tol=0.0)
     fresh = lambda: init_loop_state({"w": jnp.eye(3)}, tx, jnp.zeros(64, jnp.int32), jnp.int32(0), jax.random.key(0),
                                     n=64, batch_size=16, max_iters=40, record_names=("probe",))
-    ck = Checkpointer(tmp_path / "cluster.msgpack", spec={"t": 1})
+    ck = Checkpointer(tmp_path / "cluster", spec={"t": 1})
     with pytest.raises(FloatingPointError, match="non-finite probe"):
         drive_loop(advance, fresh(), x, max_iters=40, chunk_size=10, checkpoint=ck, verbose=False)
     state, meta, _ = ck.load(fresh())
@@ -115,10 +122,10 @@ def test_nan_in_the_loop_stops_with_an_error_and_keeps_the_last_good_checkpoint(
     assert (np.asarray(state["history"]["n_changed"])[10:] == -1).all() and int(state["aux"]) == 10
     assert np.isfinite(np.asarray(state["params"]["w"])).all()
     # resuming from it hits the NaN again (the same iterations, the same draws), and saves nothing new
-    before = ck.path.read_bytes()
+    before = snapshot(ck.path)
     with pytest.raises(FloatingPointError, match="non-finite probe"):
         drive_loop(advance, fresh(), x, max_iters=40, chunk_size=10, checkpoint=ck, verbose=False)
-    assert ck.path.read_bytes() == before
+    assert snapshot(ck.path) == before
 
 
 def test_loop_resumed_from_a_checkpoint_ends_where_an_uninterrupted_loop_ends(tmp_path):
@@ -149,7 +156,7 @@ def test_loop_resumed_from_a_checkpoint_ends_where_an_uninterrupted_loop_ends(tm
             super().save(*a, **k)
             raise Stop
 
-    path = tmp_path / "cluster.msgpack"
+    path = tmp_path / "cluster"
     with pytest.raises(Stop):
         drive_loop(advance, fresh(), x, max_iters=7, chunk_size=3, verbose=False,
                    checkpoint=StopAfterFirstSave(path, spec={"t": 2}))

@@ -41,8 +41,8 @@ def test_first_pretraining_epoch_vmapped_equals_one_by_one():
 
 def test_run_vmapped_rejects_repeated_or_no_seeds():
     x = np.random.default_rng(0).uniform(size=(20, 8, 8, 1)).astype(np.float32)
-    for seeds in ([], [1, 1]):
-        with pytest.raises(ValueError, match="distinct"):
+    for seeds, msg in (([], "seeds is empty"), ([1, 1], "seeds lists seed 1 twice")):
+        with pytest.raises(ValueError, match=msg):
             run_vmapped("kmeans", x, 2, seeds=seeds)
 
 

@@ -24,10 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..cache import PretrainCache, data_fingerprint, default_cache_dir
-from ..config import RunConfig
+from ..config import RunConfig, check_setting
 from ..models import BINARY_ARCH
 from ..run import CACHE_FORMAT, fit  # noqa: F401  (CACHE_FORMAT: re-exported)
-from ..validation import check_fit_data, check_images, resolve_skips
+from ..validation import check_fit_data, check_images, check_seeds, resolve_skips
 
 # Settings every method accepts, with their meaning (the CLI and the errors list them).
 COMMON_KEYS = {
@@ -60,11 +60,15 @@ class Method:
         """The effective settings: defaults, then the data set's, then ``overrides`` (None = keep)."""
         cfg = dict(self.defaults)
         cfg.update(self.dataset_defaults.get(dataset or "", {}))
-        allowed = set(self.defaults) | CLUSTER_KEYS[self.clustering] | ({"skips", "init"} if self.autoencoder == "cae" else set())
+        allowed = set(self.defaults) | CLUSTER_KEYS[self.clustering] | ({"skips", "init"} if self.autoencoder == "cae" else set()) \
+            | ({"precision"} if self.autoencoder is not None else set())
         unknown = sorted(k for k, v in overrides.items() if v is not None and k not in allowed)
         if unknown:
             raise ValueError(f"method {self.name!r} has no setting(s) {unknown}; it takes {sorted(allowed)}")
         cfg.update({k: v for k, v in overrides.items() if v is not None})
+        for k, v in cfg.items():  # the numeric settings' ranges (config.check_setting), before any work
+            if v is not None:
+                cfg[k] = check_setting(k, v)
         if self.autoencoder == "cae":
             cfg.setdefault("skips", self.skips)
         return cfg
@@ -104,6 +108,8 @@ def run_config(method: Method, cfg: Mapping[str, Any], image_shape, n_clusters: 
         fields["pretrain_epochs"] = 0
     if method.autoencoder == "cae":
         fields["init"] = cfg.get("init", "glorot")
+    if method.autoencoder is not None:
+        fields["precision"] = cfg.get("precision", "float32")
     if arch == "binary":
         fields.update(BINARY_ARCH, embedding_dim=cfg.get("embedding_dim") or BINARY_ARCH["embedding_dim"])
     for k in ("max_iters", "steps_per_iter", "tol"):
@@ -139,7 +145,7 @@ def run_method(method: Method, x: np.ndarray, n_clusters: int, *, seed: int = 0,
 
     ``checkpoint_dir``: pretraining (every ``checkpoint_every`` epochs) and the clustering loop
     (every ``checkpoint_every`` chunks of iterations) save their state there
-    (``pretrain.msgpack``, ``cluster.msgpack``), and a run started again with the same arguments
+    (``pretrain/``, ``cluster/``: Orbax checkpoints), and a run started again with the same arguments
     continues from those files, ending with exactly the labels of an uninterrupted run. A
     checkpoint written with other settings is refused (:class:`~sdekc_jax.checkpoint.CheckpointMismatch`).
     The files are left in place; the caller removes them once its results are saved.
@@ -164,9 +170,6 @@ def run_method_vmapped(method: Method, x: np.ndarray, n_clusters: int, *, seeds,
     ``cluster_total``: the whole phase). ``checkpoint_dir`` works as in :func:`run_method`, for all
     the seeds together.
     """
-    seeds = [int(s) for s in seeds]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}")
     return _run(method, x, n_clusters, seeds, True, dataset=dataset, arch=arch, cache=cache, verbose=verbose,
                 record_labels=record_labels, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                 image_shape=image_shape, overrides=overrides)
@@ -177,6 +180,8 @@ def _run(method: Method, x, n_clusters: int, seeds: list[int], batched: bool, *,
     """The settings, the data checks and the results around :func:`sdekc_jax.run.fit`."""
     if record_labels not in (False, True, "first"):
         raise ValueError(f"record_labels must be False, True or 'first', got {record_labels!r}")
+    seeds = check_seeds(seeds, "seeds" if batched else "seed")
+    checkpoint_every = check_setting("checkpoint_every", checkpoint_every)
     cfg = method.config(dataset, **overrides)
     if arch not in method.archs:
         raise ValueError(f"method {method.name!r} has no architecture {arch!r}; it supports {list(method.archs)}")
