@@ -1,7 +1,7 @@
 """A real multi-process run (jax.distributed over two local processes on 127.0.0.1, one CPU device
-each, gloo collectives): `sdekc run` across the two processes gives the labels of a single-process
-run on two forced devices, and a run whose process 1 is SIGKILLed mid-clustering resumes, in both
-processes, to the labels of the uninterrupted run."""
+each, gloo collectives): `sdekc run` across the two processes, with process 1 SIGKILLed
+mid-clustering and both resumed, ends with the labels of an uninterrupted single-process run on
+two forced devices."""
 import json
 import os
 import signal
@@ -57,28 +57,28 @@ def two_processes(out, *extra, kill_1_at=None):
 
 
 @pytest.mark.slow
-def test_two_processes_match_two_devices_and_resume_after_a_kill(tmp_path):
-    (rc0, out0, err0), (rc1, out1, err1) = two_processes(tmp_path / "two")
-    assert rc0 == 0 and rc1 == 0, (err0[-3000:], err1[-3000:])
-    assert "| mean ± std |" in out0 and "| seed |" not in out1  # results from process 0 only
-    assert "seed 0: ACC" in err0 and "seed 0: ACC" not in err1 and "output folder" not in err1
-    two = np.load(tmp_path / "two" / "labels-seed0.npy")
-    res = json.loads((tmp_path / "two" / "results.json").read_text())
-    assert res["parallel"] == {"devices": 2, "processes": 2} and res["runs"][0]["n_iter"] == 12
-
+def test_two_processes_killed_and_resumed_end_with_the_labels_of_two_devices(tmp_path):
+    """Process 1 SIGKILLed after the first clustering checkpoint, both restarted with --resume: the
+    labels equal those of an uninterrupted single-process run on two forced devices (the same
+    program up to float reassociation; equal here), so the two-process run and its resume are
+    both checked against it."""
     one = subprocess.run([sys.executable, "-m", "sdekc_jax.cli", *ARGS, "--out", str(tmp_path / "forced"),
                           "--devices", "2"], env=env(devices=2), capture_output=True, text=True, timeout=TIMEOUT)
     assert one.returncode == 0, one.stderr[-3000:]
     forced = np.load(tmp_path / "forced" / "labels-seed0.npy")
-    assert (two == forced).mean() >= 0.99  # the same program up to float reassociation (equal here)
 
     out = tmp_path / "killed"
     (rc0, _, _), (rc1, _, err1) = two_processes(out, kill_1_at="cluster:1")  # after the 10-iteration checkpoint
     assert rc1 == -signal.SIGKILL, err1[-3000:]
     assert (out / "checkpoints" / "seed0" / "cluster").is_dir() and not (out / "results.json").exists()
-    (rc0, _, err0), (rc1, _, err1) = two_processes(out, "--resume")
+    (rc0, out0, err0), (rc1, out1, err1) = two_processes(out, "--resume")
     assert rc0 == 0 and rc1 == 0, (err0[-3000:], err1[-3000:])
-    np.testing.assert_array_equal(np.load(out / "labels-seed0.npy"), two)
+    assert "| mean ± std |" in out0 and "| seed |" not in out1  # results from process 0 only
+    assert "seed 0: ACC" in err0 and "seed 0: ACC" not in err1 and "output folder" not in err1
+    res = json.loads((out / "results.json").read_text())
+    assert res["parallel"] == {"devices": 2, "processes": 2} and res["runs"][0]["n_iter"] == 12
+    two = np.load(out / "labels-seed0.npy")
+    assert (two == forced).mean() >= 0.99, (two == forced).mean()
     assert not (out / "checkpoints").exists()
 
 

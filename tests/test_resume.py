@@ -2,6 +2,7 @@
 ends with exactly the labels of an uninterrupted run with the same seed."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,9 +46,21 @@ def test_killed_twice_then_resumed_gives_the_uninterrupted_labels(tmp_path, caps
     assert (ck / "pretrain").is_dir() and not (ck / "cluster").exists()
     assert not (out / "results.json").exists()
 
-    from sdekc_jax.cli import main  # in-process: these two stop before any training
+    from sdekc_jax.cli import main  # in-process: these stop before any training
     assert main([*ARGS, "--out", str(out)]) == 2  # without --resume an earlier run's folder is refused
     assert "pass --resume" in capsys.readouterr().err
+
+    # a damaged checkpoint refuses the resume, naming the folder, and stays as it is
+    shutil.copytree(ck / "pretrain", tmp_path / "pristine")
+    data = max((ck / "pretrain").glob("*/state/d/*"), key=lambda f: f.stat().st_size)
+    data.write_bytes(data.read_bytes()[:len(data.read_bytes()) // 2] + bytes(64))  # truncated, zero-padded
+    damaged = snapshot(ck / "pretrain")
+    assert main([*ARGS, "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: checkpoint") and str(ck / "pretrain") in err and "the run is refused" in err
+    assert snapshot(ck / "pretrain") == damaged and not (out / "results.json").exists()
+    shutil.rmtree(ck / "pretrain")
+    shutil.copytree(tmp_path / "pristine", ck / "pretrain")
 
     p = sdekc(out, "--resume", kill_at="cluster:1")  # resumes pretraining, then dies after 10 iterations
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
