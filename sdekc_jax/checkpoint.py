@@ -72,12 +72,16 @@ def _is_key(x: Any) -> bool:
     return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
+def _leaves(tree: Any) -> tuple[list[str], list[Any]]:
+    """The paths and values of ``tree``'s leaves, typed keys as their key data (still on device)."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return [jax.tree_util.keystr(p) for p, _ in flat], [jax.random.key_data(v) if _is_key(v) else v for _, v in flat]
+
+
 def _storable_leaves(tree: Any) -> tuple[list[str], list[np.ndarray]]:
     """The paths and numpy values of ``tree``'s leaves (typed keys as key data)."""
-    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    paths = [jax.tree_util.keystr(p) for p, _ in flat]
-    values = [np.asarray(to_host(jax.random.key_data(v) if _is_key(v) else v)) for _, v in flat]
-    return paths, values
+    paths, values = _leaves(tree)
+    return paths, [np.asarray(to_host(v)) for v in values]
 
 
 def _digest(paths: list[str], leaves: list[np.ndarray], extra: dict[str, np.ndarray], header: dict) -> str:
@@ -173,7 +177,7 @@ class Checkpointer:
             raise CheckpointMismatch(
                 f"checkpoint {self.path} was written by a run with other settings (differing: {', '.join(diff)}); "
                 f"resume with the same settings, or delete the checkpoint / use another output folder")
-        paths, template_leaves = _storable_leaves(template)
+        paths, template_leaves = _leaves(template)  # only their paths and shapes are needed: no copy to the host
         if header.get("paths") != paths:
             raise CheckpointMismatch(f"checkpoint {self.path} does not match this run's state (its tree differs); "
                                      f"{advice}")
@@ -191,9 +195,9 @@ class Checkpointer:
         if len(leaves) != len(paths) or _digest(paths, leaves, extra, body) != header.get("sha256"):
             raise CheckpointCorrupt(f"checkpoint {self.path} fails its checksum (the file is damaged); {advice}")
         for p, s, t in zip(paths, leaves, template_leaves):
-            if s.shape != t.shape:
+            if s.shape != np.shape(t):
                 raise CheckpointMismatch(f"checkpoint {self.path} holds an array of shape {s.shape} at {p} where this "
-                                         f"run has {t.shape}; it belongs to another model or data set: delete it")
+                                         f"run has {np.shape(t)}; it belongs to another model or data set: delete it")
         flat, treedef = jax.tree_util.tree_flatten(template)
         back = [jax.random.wrap_key_data(jnp.asarray(s), impl=jax.random.key_impl(t)) if _is_key(t)
                 else jnp.asarray(s, dtype=jnp.asarray(t).dtype) for s, t in zip(leaves, flat)]
