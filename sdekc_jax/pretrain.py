@@ -77,11 +77,19 @@ class SyntheticImages:
 
 
 @functools.lru_cache(maxsize=256)
-def cached_jit(f: Callable, in_axes=None, donate: tuple = ()) -> Callable:
+def cached_jit(f: Callable, in_axes=None, donate: tuple = (), run_once: bool = False) -> Callable:
     """``jax.jit(f)``, or of ``jax.vmap(f, in_axes)`` when ``in_axes`` is given; one wrapper per
     (function, axes), so the host driver's programs (whose step functions are memoized per
-    config, ``run.make_steps``) are compiled once per config and process."""
-    return jax.jit(f if in_axes is None else jax.vmap(f, in_axes=in_axes), donate_argnums=donate)
+    config, ``run.make_steps``) are compiled once per config and process.
+
+    ``run_once``: a program that runs once per fit and does little work (the parameters'
+    initialisation: a few threefry draws) is compiled at XLA's backend optimisation level 1 on
+    CPU, where optimising the unrolled threefry hash fully costs seconds. Its results are
+    bit-identical to the fully optimised program's (a test checks; level 0 is not: it rounds
+    ``uniform(minval, maxval)``'s scaling differently)."""
+    opts = {"xla_backend_optimization_level": 1} if run_once and jax.default_backend() == "cpu" else None
+    return jax.jit(f if in_axes is None else jax.vmap(f, in_axes=in_axes), donate_argnums=donate,
+                   compiler_options=opts)
 
 
 def masked_mean(per_sample: jax.Array, mask: jax.Array) -> jax.Array:

@@ -272,9 +272,9 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
             raise ValueError(f"the keys ({key.shape[0]}) and skip weights ({w.shape[0]}) name different numbers of runs")
     n_runs = key.shape[0] if batched else 1
     w_axis = None if w is None else 0
-    V = lambda f, axes: _jit(f, axes if batched else None)
-    k_init, k_pre, k_cl = V(split_key, 0)(key)
-    params = V(steps.init, 0)(k_init)
+    V = lambda f, axes, once=False: _jit(f, axes if batched else None, run_once=once)
+    k_init, k_pre, k_cl = V(split_key, 0, True)(key)
+    params = V(steps.init, 0, True)(k_init)
     if fingerprint is None:
         fingerprint = data_fingerprint(x)
     keys_data = _key_data(key) if batched else [_key_data(key)]
@@ -301,7 +301,7 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
                 every=checkpoint_every)
             sub = np.asarray(missing)
             pick = (lambda tree: jax.tree.map(lambda v: v[sub], tree)) if batched else (lambda tree: tree)
-            state = V(steps.pretrain_init, 0)(pick(params))
+            state = V(steps.pretrain_init, 0, True)(pick(params))
             t = time.perf_counter()
             state, new_losses = drive_epochs(steps.pretrain_epoch, state, x, pick(k_pre), None if w is None else pick(w),
                                              epochs=cfg.pretrain_epochs, batched=batched, chunk_size=pretrain_chunk_size,

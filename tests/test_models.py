@@ -2,6 +2,8 @@
 size of the paper, the skip arithmetic against a hand-written lax reference, the parameter layout
 and counts, input checks. Every computation is jitted (one compiled program instead of many
 op-by-op ones: faster on CPU)."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -161,6 +163,20 @@ def test_glorot_init_and_keys():
     jax.tree.map(np.testing.assert_array_equal, params, again)
     other = init_params(jax.random.key(1), _cfg((28, 28, 1)))
     assert not np.array_equal(other["encoder"]["conv1"]["kernel"], k)
+
+
+def test_the_drivers_unoptimised_init_program_gives_the_same_bits():
+    """The host driver compiles the initialisation at optimisation level 1 (a run-once
+    program; ``cached_jit(run_once=True)``): the same parameters, bit for bit, as the optimised jit,
+    alone and vmapped."""
+    from sdekc_jax.pretrain import cached_jit
+
+    keys = jax.random.split(jax.random.key(5), 2)
+    for cfg, vmapped in [(_cfg((16, 16, 1)).replace(init="dekm"), True), (_cfg((16, 16, 1)).replace(arch="arae"), False)]:
+        f = functools.partial(init_params, cfg=cfg)  # (Keras' uniform is the draw level 0 would round differently)
+        jax.tree.map(np.testing.assert_array_equal, cached_jit(f, run_once=True)(keys[0]), jax.jit(f)(keys[0]))
+        if vmapped:
+            jax.tree.map(np.testing.assert_array_equal, cached_jit(f, 0, run_once=True)(keys), jax.jit(jax.vmap(f))(keys))
 
 
 def test_dekm_init_draws_the_encoder_convs_from_keras_uniform_and_nothing_else_changes():
