@@ -25,11 +25,12 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 from .kmeans import kmeans
 from .loop import Refresh
 from .metrics import count_changed_jax
-from .parallel import shard_batch
+from .parallel import AXIS, active_mesh, rows_sharded, shard_batch
 from .pretrain import masked_mean
 from .transform import apply_transform, greedy_target, orthogonal_transform, within_cluster_scatter
 
@@ -40,15 +41,27 @@ def embed_all(embed_fn: EmbedFn, params: Any, x: jax.Array, batch_size: int = 10
     """The embedding of every row of ``x``, computed in batches (memory bounded by the batch).
 
     Under :func:`sdekc_jax.parallel.data_parallel` each batch and the result are sharded over
-    the mesh's devices."""
-    embed = lambda xc: embed_fn(params, shard_batch(xc))
+    the mesh's devices; when the data set's rows are sharded (``data="sharded"``) each device
+    embeds the rows it holds, in batches of ``batch_size / devices``."""
+    if rows_sharded():
+        mesh = active_mesh()
+        n, m = x.shape[0], mesh.size
+        pad = -n % m  # (the padded rows of a placed data set: free, they are still on their device)
+        xp = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)) if pad else x
+        local = lambda p, xl: _embed_batches(lambda xc: embed_fn(p, xc), xl, max(1, batch_size // m))
+        z = jax.shard_map(local, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=P(AXIS))(params, xp)
+        return z[:n] if pad else z
+    return shard_batch(_embed_batches(lambda xc: embed_fn(params, shard_batch(xc)), x, batch_size))
+
+
+def _embed_batches(embed: Callable, x: jax.Array, batch_size: int) -> jax.Array:
     n, b = x.shape[0], min(batch_size, x.shape[0])
     m = n // b
     z = jax.lax.map(embed, x[:m * b].reshape((m, b) + x.shape[1:]))
     z = z.reshape((m * b,) + z.shape[2:])
     if m * b < n:
         z = jnp.concatenate([z, embed(x[m * b:])])
-    return shard_batch(z)
+    return z
 
 
 DEKM_FIRST_N_INIT = 100  # DEKM.py: KMeans(n_init=100) at the first refresh

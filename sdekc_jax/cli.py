@@ -221,13 +221,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             "runs": runs, "mean": {k_: mean[k_] for k_ in ("acc", "nmi", "ari")},
             "std": {k_: std[k_] for k_ in ("acc", "nmi", "ari")},
             "flagged_runs": sum(bool(r_.get("flags")) for r_ in runs),
-            "parallel": {"devices": len(devices) if devices else 1, "processes": jax.process_count()},
+            "parallel": {"devices": len(devices) if devices else 1, "processes": jax.process_count(),
+                         **({"data": args.data_placement} if devices else {})},
         })
         if seed_ckpt is not None:
             shutil.rmtree(seed_ckpt, ignore_errors=True)  # (process 0 only: the others returned above)  # the seed's result is saved: its checkpoints are done
 
     verbose = not args.no_progress and main_process
-    mesh = (lambda: data_parallel(data_mesh(devices))) if devices else contextlib.nullcontext
+    mesh = (lambda: data_parallel(data_mesh(devices), data=args.data_placement)) if devices else contextlib.nullcontext
     if devices:
         say(f"data-parallel over {len(devices)} devices ({jax.process_count()} processes): "
             f"{', '.join(sorted({d.platform for d in devices}))}", file=sys.stderr)
@@ -317,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--devices", default=None,
                    help="train data-parallel over N devices, or 'all' (each mini-batch and the embedding sharded "
                         "over them; default: one device, or every device of a multi-process run)")
+    r.add_argument("--data-placement", choices=("auto", "replicated", "sharded"), default="auto",
+                   help="with --devices: the data set on every device ('replicated': faster while it fits) or its "
+                        "rows split over them ('sharded': each device holds n / devices rows); 'auto' (default): "
+                        "sharded above 1 GiB of float32 data")
     r.add_argument("--coordinator", default=None,
                    help="join a multi-process run (jax.distributed): HOST:PORT of process 0, with --num-processes "
                         "and --process-id; 'auto' where JAX finds them itself (Cloud TPU). Results and progress "

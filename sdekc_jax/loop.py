@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .parallel import replicate, shard_batch, to_host
+from .parallel import place_rows, program_for, replicate, shard_batch, to_host
 from .pretrain import batch_plan, cached_jit
 from .progress import progress
 
@@ -169,9 +169,12 @@ def drive_loop(advance: Callable, state: dict, x: jax.Array, skip_weights=None, 
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    jitted = cached_jit(advance, (0, None, None if skip_weights is None else 0, None) if batched else None, (0,))
+    rows = place_rows(x)  # on the active mesh, if any: replicated or sharded by rows (sdekc_jax.parallel)
+    jitted = cached_jit(program_for(advance, 1, rows),
+                        (0, None, None if skip_weights is None else 0, None) if batched else None, (0,))
+    x = rows.array
     state = jax.tree.map(jnp.array, state)  # copy: the chunks donate their state
-    state, x = replicate((state, jnp.asarray(x, jnp.float32)))  # on every device of the active mesh
+    state = replicate(state)  # on every device of the active mesh
     n_chunks = 0
     if checkpoint is not None and checkpoint.exists():
         state, meta, _ = checkpoint.load(state)

@@ -4,11 +4,22 @@ Inside ``with data_parallel(mesh):`` the pretraining epochs and the clustering l
 and the DEC family) run the same jitted programs with
 
 * the parameters, optimiser state and loop state replicated on every device of the mesh,
-* the data set replicated (each device reads its share of every mini-batch locally),
+* the data set replicated (each device reads its share of every mini-batch locally) or, for a
+  large data set, its rows sharded over the devices (``data=``, below),
 * every mini-batch sharded along the mesh's data axis (``with_sharding_constraint``), so each
   device computes the forward and backward pass of its share and XLA all-reduces the gradients,
 * the embedding of all data computed in sharded chunks and kept sharded, so K-means, S_w and the
   targets are computed where the points are and their sums and counts are all-reduced.
+
+``data``: ``"replicated"`` (every device holds the whole data set: no communication to form a
+mini-batch, the faster choice while the data fit), ``"sharded"`` (each device holds n / devices
+rows, padded with zero rows to a multiple of the device count that the programs cut off before
+use; a mini-batch is gathered from the devices that hold its rows, one all-reduce of the batch;
+the embedding is computed by each device on its own rows), or ``"auto"`` (the default): sharded
+when the data set in float32 is larger than ``SHARD_ABOVE_BYTES`` (1 GiB), else replicated. In a
+multi-process run the sharded rows are read through ``x[lo:hi]`` for the rows of this process's
+devices only, so a lazy ``x`` (``np.memmap``, an h5py data set,
+:class:`~sdekc_jax.pretrain.SyntheticImages`) is read, and held, one shard per host.
 
 The results are those of a single device up to float reassociation of those reductions (tested
 with 4 forced CPU devices in ``tests/test_parallel.py``). Outside the block nothing changes.
@@ -25,7 +36,8 @@ docs/parallel-and-scale.md); ``data_mesh()`` then spans the devices of all hosts
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence
+import functools
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import jax
 import jax.numpy  # noqa: F401  (jax.numpy.issubdtype)
@@ -33,7 +45,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 AXIS = "data"
-_ACTIVE: list[Mesh] = []
+DATA_MODES = ("auto", "replicated", "sharded")
+SHARD_ABOVE_BYTES = 1 << 30  # data="auto": shard a data set larger than this (float32 bytes)
+_ACTIVE: list[tuple[Mesh, str]] = []
+_ROWS_SHARDED: list[bool] = []  # set by place_rows for the programs traced while the data are placed
 
 
 def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -45,11 +60,14 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 
 @contextlib.contextmanager
-def data_parallel(mesh: Mesh) -> Iterator[Mesh]:
-    """Run pretraining and the clustering loop data-parallel over ``mesh`` inside the block."""
+def data_parallel(mesh: Mesh, data: str = "auto") -> Iterator[Mesh]:
+    """Run pretraining and the clustering loop data-parallel over ``mesh`` inside the block;
+    ``data``: ``"auto"``, ``"replicated"`` or ``"sharded"`` (the module's docstring)."""
     if AXIS not in mesh.axis_names:
         raise ValueError(f"the mesh needs an axis named {AXIS!r} (see data_mesh); it has {mesh.axis_names}")
-    _ACTIVE.append(mesh)
+    if data not in DATA_MODES:
+        raise ValueError(f"data must be one of {DATA_MODES}, got {data!r}")
+    _ACTIVE.append((mesh, data))
     try:
         yield mesh
     finally:
@@ -57,7 +75,93 @@ def data_parallel(mesh: Mesh) -> Iterator[Mesh]:
 
 
 def active_mesh() -> Mesh | None:
-    return _ACTIVE[-1] if _ACTIVE else None
+    return _ACTIVE[-1][0] if _ACTIVE else None
+
+
+def data_placement(n_bytes: int) -> str:
+    """``"none"`` (no active mesh), ``"replicated"`` or ``"sharded"``: where a data set of
+    ``n_bytes`` (float32) goes under the active ``data_parallel`` block."""
+    if not _ACTIVE:
+        return "none"
+    mode = _ACTIVE[-1][1]
+    if mode == "auto":
+        return "sharded" if n_bytes > SHARD_ABOVE_BYTES and _ACTIVE[-1][0].size > 1 else "replicated"
+    return mode
+
+
+def rows_sharded() -> bool:
+    """Whether the data set of the programs being traced is sharded by rows (see ``place_rows``)."""
+    return bool(_ROWS_SHARDED and _ROWS_SHARDED[-1])
+
+
+class Rows(NamedTuple):
+    """A data set placed on the mesh by :func:`place_rows`: ``array`` (possibly padded with zero
+    rows) and ``n``, the number of real rows."""
+    array: jax.Array
+    n: int
+    sharded: bool
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def shape(self) -> tuple:
+        return (self.n,) + tuple(self.array.shape[1:])
+
+
+def place_rows(x) -> Rows:
+    """``x`` (n, ...) as float32 on the active mesh, replicated or with its rows sharded
+    (:func:`data_placement`); a :class:`Rows` is returned as it is. Without a mesh: the array on
+    the default device. Sharded rows are padded with zero rows to a multiple of the device count
+    (``Rows.n`` keeps the real count: run the programs through :func:`first_rows`), and only the
+    rows of this process's devices are read from ``x``."""
+    if isinstance(x, Rows):
+        return x
+    n = len(x)
+    shape = (n,) + tuple(x.shape[1:])
+    placement = data_placement(4 * int(np.prod(shape)))
+    if placement == "none":
+        return Rows(jax.numpy.asarray(x, jax.numpy.float32), n, False)
+    if placement == "replicated":  # from the host: one copy per device, none in between
+        return Rows(replicate(x if isinstance(x, jax.Array) else np.asarray(x, np.float32)), n, False)
+    mesh = active_mesh()
+    n_pad = -(-n // mesh.size) * mesh.size
+
+    def rows(index):
+        lo, hi, _ = index[0].indices(n_pad)
+        out = np.zeros((hi - lo,) + shape[1:], np.float32)
+        if lo < n:
+            out[:min(hi, n) - lo] = np.asarray(x[lo:min(hi, n)], np.float32)
+        return out
+    return Rows(jax.make_array_from_callback((n_pad,) + shape[1:], NamedSharding(mesh, P(AXIS)), rows), n, True)
+
+
+@contextlib.contextmanager
+def rows_layout(rows: Rows) -> Iterator[None]:
+    """Trace the programs of the block for data laid out as ``rows`` (``embed_all`` embeds
+    sharded rows where they are)."""
+    _ROWS_SHARDED.append(rows.sharded)
+    try:
+        yield
+    finally:
+        _ROWS_SHARDED.pop()
+
+
+@functools.lru_cache(maxsize=256)
+def first_rows(f: Callable, pos: int, n: int) -> Callable:
+    """``f`` with its argument ``pos`` cut to its first ``n`` rows inside the program (the
+    padding of sharded rows dropped); one wrapper per (f, pos, n), so jit caches stay warm."""
+    @functools.wraps(f)
+    def cut(*args):
+        args = list(args)
+        args[pos] = args[pos][:n]
+        return f(*args)
+    return cut
+
+
+def program_for(f: Callable, pos: int, rows: Rows) -> Callable:
+    """``f`` for data placed as ``rows``: ``f`` itself, or :func:`first_rows` when padded."""
+    return f if rows.array.shape[0] == rows.n else first_rows(f, pos, rows.n)
 
 
 def shard_batch(x: jax.Array) -> jax.Array:

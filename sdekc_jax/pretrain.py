@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from .models import reconstruct
-from .parallel import replicate, shard_batch
+from .parallel import place_rows, program_for, replicate, shard_batch
 from .progress import progress
 
 
@@ -168,7 +168,8 @@ def drive_epochs(epoch_fn: Callable, state: dict, x, key: jax.Array, skip_weight
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    jitted = cached_jit(epoch_fn, (0, None, 0, None, None if skip_weights is None else 0) if batched else None, (0,))
+    axes = (0, None, 0, None, None if skip_weights is None else 0) if batched else None
+    jitted = cached_jit(epoch_fn, axes, (0,))
     n = len(x)
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
                                    or chunk_size < 1):
@@ -176,8 +177,9 @@ def drive_epochs(epoch_fn: Callable, state: dict, x, key: jax.Array, skip_weight
     state = jax.tree.map(jnp.array, state)  # copy: the epochs donate their state
     state, key = replicate((state, key))  # on every device of the active mesh (sdekc_jax.parallel)
     if chunk_size is None or chunk_size >= n:
-        xd = replicate(jnp.asarray(x, jnp.float32))
-        run_epoch = lambda state, epoch: jitted(state, xd, key, epoch, skip_weights)
+        rows = place_rows(x)  # replicated or sharded by rows on the active mesh (sdekc_jax.parallel)
+        jitted = cached_jit(program_for(epoch_fn, 1, rows), axes, (0,))
+        run_epoch = lambda state, epoch: jitted(state, rows.array, key, epoch, skip_weights)
     else:
         bounds = [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
         first_key = key[0] if batched else key

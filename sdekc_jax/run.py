@@ -41,7 +41,8 @@ from .dec import dec_loss, dec_refresh
 from .kmeans import kmeans
 from .loop import drive_loop, init_loop_state, make_advance
 from .models import encode, init_params, reconstruct
-from .parallel import active_mesh, replicate, to_host
+from .parallel import (Rows, active_mesh, data_placement, place_rows, program_for, replicate, rows_layout, rows_sharded,
+                       to_host)
 from .pretrain import adam, cached_jit as _jit, drive_epochs, init_state, make_epoch
 
 # Bump when pretraining numerics change, so old cache entries and checkpoints are not reused.
@@ -89,13 +90,14 @@ def cluster_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
 
 def make_steps(cfg: RunConfig) -> Steps:
     """The step functions of a run of ``cfg``; all pure (jit / vmap them freely). Memoized per
-    config and active data-parallel mesh (``sdekc_jax.parallel``: the mini-batches' sharding is
-    fixed when a step is traced), so repeated fits of one config reuse their compiled programs."""
-    return _make_steps(cfg, active_mesh())
+    config, active data-parallel mesh and data layout (``sdekc_jax.parallel``: the mini-batches'
+    sharding and the embedding's layout are fixed when a step is traced), so repeated fits of one
+    config reuse their compiled programs."""
+    return _make_steps(cfg, active_mesh(), rows_sharded())
 
 
 @functools.lru_cache(maxsize=64)
-def _make_steps(cfg: RunConfig, mesh) -> Steps:
+def _make_steps(cfg: RunConfig, mesh, sharded_rows: bool) -> Steps:
     opts, k, d, eb = cfg.model_opts, cfg.n_clusters, cfg.embed_dim, cfg.embed_batch_size
     enc = lambda p, xb: encode(p, xb, **opts)[0]
     pre_tx = adam(cfg.learning_rate)
@@ -251,9 +253,18 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
     ``pretrain_chunk_size``: stream the data through pretraining in chunks (``x`` may then be a
     memory map or an ``h5py`` data set; see :func:`~sdekc_jax.pretrain.drive_epochs`).
     """
-    if pretrain_chunk_size is None:
-        x = np.asarray(x, np.float32)
+    if pretrain_chunk_size is None and not (isinstance(x, Rows) or data_placement(4 * int(np.prod(x.shape))) == "sharded"):
+        x = np.asarray(x, np.float32)  # (sharded rows are read shard by shard, by place_rows)
     _check_x(cfg, x)
+    rows = None if pretrain_chunk_size is not None else place_rows(x)
+    with rows_layout(rows if rows is not None else Rows(None, len(x), False)):
+        return _fit(cfg, x, rows, key, skip_weights, cache=cache, checkpoint_dir=checkpoint_dir,
+                    checkpoint_every=checkpoint_every, chunk_size=chunk_size, pretrain_chunk_size=pretrain_chunk_size,
+                    verbose=verbose, fingerprint=fingerprint)
+
+
+def _fit(cfg, x, rows, key, skip_weights, *, cache, checkpoint_dir, checkpoint_every, chunk_size, pretrain_chunk_size,
+         verbose, fingerprint) -> Fitted:
     steps = make_steps(cfg)
     w = None if skip_weights is None else jnp.asarray(skip_weights, jnp.float32)
     if w is not None and w.shape[-1:] != (2,):
@@ -303,7 +314,8 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
             pick = (lambda tree: jax.tree.map(lambda v: v[sub], tree)) if batched else (lambda tree: tree)
             state = V(steps.pretrain_init, 0, True)(pick(params))
             t = time.perf_counter()
-            state, new_losses = drive_epochs(steps.pretrain_epoch, state, x, pick(k_pre), None if w is None else pick(w),
+            state, new_losses = drive_epochs(steps.pretrain_epoch, state, x if rows is None else rows, pick(k_pre),
+                                             None if w is None else pick(w),
                                              epochs=cfg.pretrain_epochs, batched=batched, chunk_size=pretrain_chunk_size,
                                              checkpoint=ck, verbose=verbose)
             t = time.perf_counter() - t + (0.0 if ck is None else ck.resumed_seconds)  # + the earlier pieces'
@@ -319,10 +331,10 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
 
     # --- clustering phase ----------------------------------------------------------------------
     t1 = time.perf_counter()
-    xj = jnp.asarray(x, jnp.float32) if pretrain_chunk_size is None else jnp.asarray(np.asarray(x), jnp.float32)
     # on the active mesh, if any: in a multi-process run every input must be a global array
-    params, xj, k_cl, w = replicate((params, xj, k_cl, w))
-    st = V(steps.cluster_init, (0, None, 0, w_axis))(params, xj, k_cl, w)
+    xj = rows if rows is not None else place_rows(np.asarray(x, np.float32))  # (streamed: placed replicated now)
+    params, k_cl, w = replicate((params, k_cl, w))
+    st = V(program_for(steps.cluster_init, 1, xj), (0, None, 0, w_axis))(params, xj.array, k_cl, w)
     ck = None
     if cfg.clustering != "kmeans":
         ck = None if root is None else Checkpointer(
@@ -330,7 +342,7 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
                                        "data": fingerprint}, every=checkpoint_every)
         st = drive_loop(steps.advance, st, xj, w, max_iters=cfg.max_iters, chunk_size=chunk_size, batched=batched,
                         checkpoint=ck, verbose=verbose, desc=cfg.clustering)
-    result = V(steps.finish, (0, 0, None))(params, st, xj)
+    result = V(program_for(steps.finish, 2, xj), (0, 0, None))(params, st, xj.array)
     result = to_host(result)  # (gathered from every process in a multi-process run)
     t_cl = time.perf_counter() - t1 + (0.0 if ck is None else ck.resumed_seconds)
     result = result._replace(pretrain_loss=np.stack(losses) if batched else losses[0])

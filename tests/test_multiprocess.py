@@ -1,7 +1,7 @@
 """A real multi-process run (jax.distributed over two local processes on 127.0.0.1, one CPU device
-each, gloo collectives): `sdekc run` across the two processes, with process 1 SIGKILLed
-mid-clustering and both resumed, ends with the labels of an uninterrupted single-process run on
-two forced devices."""
+each, gloo collectives): `sdekc run` across the two processes, with the data sharded by rows,
+process 1 SIGKILLed mid-clustering and both resumed, ends with the labels of an uninterrupted
+single-process run on two forced devices."""
 import json
 import os
 import signal
@@ -68,15 +68,18 @@ def test_two_processes_killed_and_resumed_end_with_the_labels_of_two_devices(tmp
     forced = np.load(tmp_path / "forced" / "labels-seed0.npy")
 
     out = tmp_path / "killed"
-    (rc0, _, _), (rc1, _, err1) = two_processes(out, kill_1_at="cluster:1")  # after the 10-iteration checkpoint
+    # the two processes hold the data sharded by rows (623 images: 312 + 311, one padding row), the
+    # forced-device run replicated: the same clustering up to float reassociation
+    sharded = ("--data-placement", "sharded")
+    (rc0, _, _), (rc1, _, err1) = two_processes(out, *sharded, kill_1_at="cluster:1")  # after the 10-iteration checkpoint
     assert rc1 == -signal.SIGKILL, err1[-3000:]
     assert (out / "checkpoints" / "seed0" / "cluster").is_dir() and not (out / "results.json").exists()
-    (rc0, out0, err0), (rc1, out1, err1) = two_processes(out, "--resume")
+    (rc0, out0, err0), (rc1, out1, err1) = two_processes(out, *sharded, "--resume")
     assert rc0 == 0 and rc1 == 0, (err0[-3000:], err1[-3000:])
     assert "| mean ± std |" in out0 and "| seed |" not in out1  # results from process 0 only
     assert "seed 0: ACC" in err0 and "seed 0: ACC" not in err1 and "output folder" not in err1
     res = json.loads((out / "results.json").read_text())
-    assert res["parallel"] == {"devices": 2, "processes": 2} and res["runs"][0]["n_iter"] == 12
+    assert res["parallel"] == {"devices": 2, "processes": 2, "data": "sharded"} and res["runs"][0]["n_iter"] == 12
     two = np.load(out / "labels-seed0.npy")
     assert (two == forced).mean() >= 0.99, (two == forced).mean()
     assert not (out / "checkpoints").exists()

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     import sdekc_jax as sk
     from sdekc_jax.algorithm import embed_all
-    from sdekc_jax.parallel import data_mesh, data_parallel
+    from sdekc_jax.parallel import data_mesh, data_parallel, place_rows
     from sdekc_jax.pretrain import init_state
     from sdekc_jax.run import make_steps
 
@@ -57,6 +58,20 @@ SCRIPT = textwrap.dedent("""
     out["vmap_loss_diff"] = max(float(np.max(np.abs(vm.pretrain_loss[i] -
                                                     sk.fit(cfg, x, keys[i], w, verbose=False).result.pretrain_loss)))
                                 for i in range(2))
+    # the rows sharded over the devices, n not a multiple of them: 98 rows on 4 devices (padded to 100)
+    x98 = np.concatenate([x, x[:2] * 0.9])
+    ref = sk.fit(cfg, x98, jax.random.key(3), w, verbose=False).result
+    with data_parallel(mesh, data="sharded"):
+        rows = place_rows(x98)
+        sh = sk.fit(cfg, x98, jax.random.key(3), w, verbose=False).result
+        z_sh = jax.jit(make_steps(cfg).embed_all)(p0["encoder"], jnp.asarray(x98))
+    out["rows_per_device"] = sorted(s.data.shape[0] for s in rows.array.addressable_shards)
+    out["sharded_pretrain_loss_diff"] = float(np.max(np.abs(ref.pretrain_loss - sh.pretrain_loss)))
+    out["sharded_label_agreement"] = float(np.mean(np.asarray(ref.labels) == np.asarray(sh.labels)))
+    out["sharded_n_iter_equal"] = int(ref.n_iter) == int(sh.n_iter)
+    out["sharded_shapes"] = [list(sh.labels.shape), list(sh.embedding.shape), cfg.embed_dim]
+    z98 = jax.jit(lambda p, v: embed_all(steps.embed, p, v, 40))(p0["encoder"], jnp.asarray(x98))
+    out["sharded_embed_max_diff"] = float(jnp.max(jnp.abs(z_sh - z98)))
     print("RESULT " + json.dumps(out))
 """)
 
@@ -82,6 +97,12 @@ def test_sharded_runs_match_the_unsharded_ones(four_devices):
     assert r["label_agreement"] > 0.98 and r["n_iter_equal"]
     assert r["param_max_diff"] < 1e-3
     assert r["vmap_loss_diff"] < 1e-5
+    # data="sharded", 98 rows on 4 devices: 25 rows each (two zero rows of padding, cut off inside
+    # the programs), the single-device results up to float reassociation
+    assert r["rows_per_device"] == [25, 25, 25, 25]
+    assert r["sharded_shapes"][:2] == [[98], [98, r["sharded_shapes"][2]]]
+    assert r["sharded_pretrain_loss_diff"] < 1e-5 and r["sharded_embed_max_diff"] < 1e-5
+    assert r["sharded_label_agreement"] > 0.98 and r["sharded_n_iter_equal"]
 
 
 def test_data_parallel_needs_a_data_axis():
@@ -93,3 +114,37 @@ def test_data_parallel_needs_a_data_axis():
             pass
     with data_parallel(data_mesh()) as mesh:  # one CPU device here: a valid, trivial mesh
         assert mesh.devices.size == jax.device_count()
+
+
+def test_data_placement_rule_and_padding():
+    """``data="auto"`` shards above SHARD_ABOVE_BYTES on a mesh of several devices (the rule in
+    the docs), an unknown mode is refused, and ``first_rows`` cuts the padding inside a program."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from sdekc_jax.parallel import (SHARD_ABOVE_BYTES, data_placement, first_rows, place_rows, program_for,
+                                    rows_sharded)
+
+    assert data_placement(10 ** 12) == "none"  # no mesh
+    one = data_mesh(jax.devices()[:1])
+    with data_parallel(one):  # auto on one device: nothing to split
+        assert data_placement(SHARD_ABOVE_BYTES + 1) == "replicated"
+    four = SimpleNamespace(axis_names=("data",), size=4)  # the rule reads the mesh's size only
+    with data_parallel(four):
+        assert data_placement(SHARD_ABOVE_BYTES) == "replicated" and data_placement(SHARD_ABOVE_BYTES + 1) == "sharded"
+    with data_parallel(four, data="replicated"):
+        assert data_placement(10 ** 12) == "replicated"
+    with pytest.raises(ValueError, match="data must be one of"):
+        with data_parallel(one, data="split"):
+            pass
+    x = np.arange(7 * 2, dtype=np.float32).reshape(7, 2)
+    with data_parallel(one, data="sharded"):
+        rows = place_rows(x)
+        assert rows.sharded and rows.n == len(rows) == 7 and not rows_sharded()  # (set by fit, while tracing)
+        np.testing.assert_array_equal(np.asarray(rows.array), x)
+        assert place_rows(rows) is rows and program_for(np.sum, 0, rows) is np.sum  # no padding on one device
+    cut = first_rows(lambda a, v: a * v.sum(0), 1, 5)
+    assert first_rows(cut.__wrapped__, 1, 5) is cut  # one wrapper per (f, pos, n): jit caches stay warm
+    padded = jnp.concatenate([jnp.asarray(x), jnp.zeros((1, 2))])
+    np.testing.assert_allclose(np.asarray(jax.jit(cut)(2.0, padded)), 2 * x[:5].sum(0))

@@ -3,6 +3,7 @@
 
     python experiments/benchmarks/run_all.py            # everything (~25 min on 2 CPU cores)
     python experiments/benchmarks/run_all.py --no-e2e   # without the end-to-end run (~8 min)
+    python experiments/benchmarks/run_all.py --e2e-json results/end-to-end/usps.json  # its row from a run alone
 
 PyTorch is imported only by the comparisons that need it (targets 1 and 5, left out when it is
 not installed). Every JAX side runs the package's own pieces (``sdekc_jax.run.make_steps`` /
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
+import json
 import os
 import platform
 import sys
@@ -102,6 +104,8 @@ def markdown(res: dict) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end run (the long one)")
+    ap.add_argument("--e2e-json", help="take target 5's row from this end_to_end_vs_torch.py --json file (measured "
+                                       "alone earlier) instead of running it")
     ap.add_argument("--out", default=os.path.join(ROOT, "results"))
     args = ap.parse_args(argv)
     res = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "versions": _versions()}
@@ -117,7 +121,10 @@ def main(argv=None):
     res["clustering"] = clustering_vs_hostloop.main([])
     print("== 4. clustering phase scaling", flush=True)
     res["scaling"] = clustering_scaling.main([])
-    if not args.no_e2e and torch:
+    if args.e2e_json:
+        with open(args.e2e_json) as f:
+            res["end_to_end"] = {**json.load(f), "source": args.e2e_json}
+    elif not args.no_e2e and torch:
         print("== 5. end to end vs PyTorch", flush=True)
         res["end_to_end"] = end_to_end_vs_torch.main([])
     os.makedirs(args.out, exist_ok=True)
