@@ -46,7 +46,7 @@ def embed_all(embed_fn: EmbedFn, params: Any, x: jax.Array, batch_size: int = 10
     if rows_sharded():
         mesh = active_mesh()
         n, m = x.shape[0], mesh.size
-        pad = -n % m  # (the padded rows of a placed data set: free, they are still on their device)
+        pad = -n % m  # shard_map needs a multiple of the devices (place_rows padded the same way)
         xp = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)) if pad else x
         local = lambda p, xl: _embed_batches(lambda xc: embed_fn(p, xc), xl, max(1, batch_size // m))
         z = jax.shard_map(local, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=P(AXIS))(params, xp)

@@ -137,10 +137,10 @@ def place_rows(x) -> Rows:
 
 
 @contextlib.contextmanager
-def rows_layout(rows: Rows) -> Iterator[None]:
-    """Trace the programs of the block for data laid out as ``rows`` (``embed_all`` embeds
-    sharded rows where they are)."""
-    _ROWS_SHARDED.append(rows.sharded)
+def rows_layout(sharded: bool) -> Iterator[None]:
+    """Trace the programs of the block for a data set sharded by rows or not (``Rows.sharded``;
+    ``embed_all`` embeds sharded rows where they are)."""
+    _ROWS_SHARDED.append(bool(sharded))
     try:
         yield
     finally:

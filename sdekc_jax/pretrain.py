@@ -169,7 +169,6 @@ def drive_epochs(epoch_fn: Callable, state: dict, x, key: jax.Array, skip_weight
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     axes = (0, None, 0, None, None if skip_weights is None else 0) if batched else None
-    jitted = cached_jit(epoch_fn, axes, (0,))
     n = len(x)
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
                                    or chunk_size < 1):
@@ -181,6 +180,7 @@ def drive_epochs(epoch_fn: Callable, state: dict, x, key: jax.Array, skip_weight
         jitted = cached_jit(program_for(epoch_fn, 1, rows), axes, (0,))
         run_epoch = lambda state, epoch: jitted(state, rows.array, key, epoch, skip_weights)
     else:
+        jitted = cached_jit(epoch_fn, axes, (0,))
         bounds = [(s, min(s + chunk_size, n)) for s in range(0, n, chunk_size)]
         first_key = key[0] if batched else key
 

@@ -253,11 +253,12 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
     ``pretrain_chunk_size``: stream the data through pretraining in chunks (``x`` may then be a
     memory map or an ``h5py`` data set; see :func:`~sdekc_jax.pretrain.drive_epochs`).
     """
-    if pretrain_chunk_size is None and not (isinstance(x, Rows) or data_placement(4 * int(np.prod(x.shape))) == "sharded"):
+    lazy = isinstance(x, Rows) or data_placement(4 * int(np.prod(x.shape))) == "sharded"
+    if pretrain_chunk_size is None and not lazy:
         x = np.asarray(x, np.float32)  # (sharded rows are read shard by shard, by place_rows)
     _check_x(cfg, x)
     rows = None if pretrain_chunk_size is not None else place_rows(x)
-    with rows_layout(rows if rows is not None else Rows(None, len(x), False)):
+    with rows_layout(rows is not None and rows.sharded):
         return _fit(cfg, x, rows, key, skip_weights, cache=cache, checkpoint_dir=checkpoint_dir,
                     checkpoint_every=checkpoint_every, chunk_size=chunk_size, pretrain_chunk_size=pretrain_chunk_size,
                     verbose=verbose, fingerprint=fingerprint)

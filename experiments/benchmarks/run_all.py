@@ -132,12 +132,15 @@ def main(argv=None):
 
     atomic_write_json(os.path.join(args.out, "benchmarks.json"), res)
     table = markdown(res)
+    command = "python experiments/benchmarks/run_all.py"
+    if args.e2e_json:
+        command = f"`{command} --e2e-json {args.e2e_json}` (target 5 measured alone, earlier)"
+    else:
+        command = f"`{command}{' --no-e2e' if args.no_e2e else ''}`"
     with open(os.path.join(args.out, "benchmarks.md"), "w") as f:
         f.write(f"Measured {res['date']} on {res['versions']['cpu_count']} CPU cores "
                 f"(jax {res['versions']['jax']}, torch {res['versions']['torch']}, scikit-learn "
-                f"{res['versions']['sklearn']}); command: `python experiments/benchmarks/run_all.py"
-                f"{' --e2e-json ' + args.e2e_json if args.e2e_json else ''}{' --no-e2e' if args.no_e2e and not args.e2e_json else ''}`"
-                f"{' (target 5 measured alone, earlier)' if args.e2e_json else ''}.\n\n" + table)
+                f"{res['versions']['sklearn']}); command: {command}.\n\n" + table)
     print(table)
     return res
 

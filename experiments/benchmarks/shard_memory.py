@@ -36,6 +36,7 @@ MODES = ("replicated", "sharded")
 
 def worker(args) -> None:
     import jax
+    import jax.numpy  # noqa: F401  (jax.numpy.array)
 
     from sdekc_jax.parallel import data_mesh, data_parallel, initialize_distributed
 
@@ -53,7 +54,7 @@ def worker(args) -> None:
     t = time.perf_counter()
     with data_parallel(data_mesh(), data=args.mode):
         x = synth if args.mode == "sharded" else synth[0:args.n]  # replicated: every process makes all of it
-        fitted = fit(cfg, x, jax.random.key(0), jnp_weights(), cache=PretrainCache(None), verbose=False,
+        fitted = fit(cfg, x, jax.random.key(0), jax.numpy.array([0.001, 0.999]), cache=PretrainCache(None), verbose=False,
                      fingerprint=f"synthetic-{args.n}")
     wall = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -62,11 +63,6 @@ def worker(args) -> None:
                                   "peak_before_fit_mib": before, "wall_s": wall, "n_iter": int(fitted.result.n_iter),
                                   "devices": jax.device_count()}), flush=True)
     np.save(args.labels_out, labels)
-
-
-def jnp_weights():
-    import jax.numpy as jnp
-    return jnp.array([0.001, 0.999])
 
 
 def free_port() -> int:
