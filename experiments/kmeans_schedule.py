@@ -7,8 +7,11 @@ for SDEKC and DEKM on real USPS, full budgets, seeds 0-4.
 
 ``--setting kmeans_schedule`` (the default) compares the K-means schedules of Algorithm 1's
 refresh; ``--setting init`` the initialisers (``RunConfig.init``: ``glorot`` ours, ``dekm``
-DEKM.py's U(-0.05, 0.05) encoder convolutions), which changes the pretrained autoencoder, so
-there a pair shares its seed (every other initial draw) but not its pretraining.
+DEKM.py's U(-0.05, 0.05) encoder convolutions) and ``--setting adam_eps`` Adam's epsilon
+(``1e-08`` ours, ``1e-07`` Keras'), which change the pretrained autoencoder, so there a pair
+shares its seed (every other initial draw) but not its pretraining. ``--setting
+cluster_batch_order`` (``shuffled`` ours, ``stored`` DEKM.py's unshuffled walk) and ``--setting
+cluster_loss`` (``mean`` ours, ``sum`` DEKM.py's) change only the clustering phase.
 
 ``warm`` (``RunConfig.kmeans_schedule="warm"``): 10 k-means++ restarts per refresh, restart 0
 warm-started from the last centres. ``dekm``: DEKM.py's, 100 fresh restarts at the first refresh,
@@ -32,12 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import table3  # noqa: E402
 from sdekc_jax.cache import PretrainCache, default_cache_dir  # noqa: E402
 from sdekc_jax.cli import _enable_compilation_cache  # noqa: E402
-from sdekc_jax.config import INITS, KMEANS_SCHEDULES, paper_result  # noqa: E402
+from sdekc_jax.config import BATCH_ORDERS, CLUSTER_LOSSES, INITS, KMEANS_SCHEDULES, paper_result  # noqa: E402
 from sdekc_jax.methods import get_method  # noqa: E402
 
 NAME = "kmeans_schedule"
-# setting -> (ours, DEKM.py's); the first is the default
-SETTINGS = {"kmeans_schedule": KMEANS_SCHEDULES, "init": INITS}
+# setting -> (ours, DEKM.py's) as written on the command line; the first is the default
+SETTINGS = {"kmeans_schedule": KMEANS_SCHEDULES, "init": INITS, "cluster_batch_order": BATCH_ORDERS,
+            "cluster_loss": CLUSTER_LOSSES, "adam_eps": ("1e-08", "1e-07")}
+VALUE = {"adam_eps": float}  # a value as the method's setting (default: the string itself)
+SHARED_PRETRAINING = ("kmeans_schedule", "cluster_batch_order", "cluster_loss")  # the clustering phase's settings
 
 
 def markdown(cells: dict, dataset: str = "usps", setting: str = "kmeans_schedule") -> str:
@@ -61,7 +67,7 @@ def markdown(cells: dict, dataset: str = "usps", setting: str = "kmeans_schedule
             both = [done.get((s, seed)) for s in values]
             d = f"{both[1]['acc'] - both[0]['acc']:+.4f}" if all(both) else ""
             mses = [f"{c['pretrain_final_mse']:.5f}" for c in both if c and c.get("pretrain_final_mse") is not None]
-            mse = mses[0] if setting == "kmeans_schedule" else " / ".join(mses)  # shared, or one per init
+            mse = mses[0] if setting in SHARED_PRETRAINING else " / ".join(mses)  # shared, or one per value
             lines.append(f"| {seed} | " + " | ".join(row) + f" | {d} | {mse if mses else ''} |")
         stats = []
         for s in values:
@@ -91,7 +97,7 @@ def main(argv=None) -> int:
     p.add_argument("--setting", default="kmeans_schedule", choices=list(SETTINGS),
                    help="the protocol setting compared (default: kmeans_schedule)")
     p.add_argument("--schedules", "--values", nargs="+", default=None,
-                   help="the setting's values to run (default: both; kmeans_schedule: warm dekm, init: glorot dekm)")
+                   help="the setting's values to run (default: both, ours first; e.g. kmeans_schedule: warm dekm)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--data-root", default=None, help="folder with one sub-folder per data set (default: the loader's)")
     table3.add_common_args(p, NAME.replace("_", "-"))
@@ -120,7 +126,8 @@ def main(argv=None) -> int:
                 over = table3.budget_overrides(get_method(name), args.dataset, args.max_pretrain_epochs,
                                                args.max_cluster_steps)
                 cell = table3.run_cell(name, args.dataset, seed, x, y, cache=cache, progress=args.progress,
-                                       overrides={**over, args.setting: schedule}, log_key=key,
+                                       overrides={**over, args.setting: VALUE.get(args.setting, str)(schedule)},
+                                       log_key=key,
                                        checkpoint_dir=table3.checkpoint_path(path, key))
                 cells[key] = {**cell, "schedule": schedule}
                 table3.save_grid(path, state, report)

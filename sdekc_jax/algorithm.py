@@ -10,7 +10,8 @@
     until fewer than `tol * n` points change cluster (Hungarian-matched), or `max_iters`.
 
 As in the DEKM reference code, the targets Y' are fixed for the iteration (computed from the
-embedding at its start), the mini-batches cycle through the data in a fixed shuffled order, the
+embedding at its start), the mini-batches cycle through the data in a fixed order (shuffled once per run by default;
+``RunConfig.cluster_batch_order="stored"`` walks the stored order as DEKM.py does), the
 optimiser is a fresh Adam, and only the encoder is updated. The stop test happens right after
 K-means, and the last iteration (converged or at ``max_iters``) takes no steps, so the returned
 labels are always the K-means labels of the returned encoder.
@@ -103,11 +104,15 @@ def initial_aux(n_clusters: int, dim: int) -> dict:
     return {"centers": jnp.zeros((n_clusters, dim), jnp.float32), "n_iter": jnp.zeros((), jnp.int32)}
 
 
-def dekm_loss(embed_fn: EmbedFn) -> Callable:
-    """Eq. 15: the mean over the batch of ``||V enc(x) - y'||^2 / d``."""
+def dekm_loss(embed_fn: EmbedFn, reduction: str = "mean") -> Callable:
+    """Eq. 15: the mean over the batch of ``||V enc(x) - y'||^2 / d``; ``reduction="sum"``: the
+    sum over the batch (DEKM.py's step: the gradient of a vector of per-point ``losses.mse``)."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
 
     def loss(params, xb, target_b, mask, v, skip_weights=None):
         y = apply_transform(v, embed_fn(params, xb))
-        return masked_mean(jnp.mean(jnp.square(y - target_b), axis=1), mask)
+        per_point = jnp.mean(jnp.square(y - target_b), axis=1)
+        return jnp.sum(per_point * mask) if reduction == "sum" else masked_mean(per_point, mask)
 
     return loss

@@ -24,6 +24,8 @@ CLUSTERINGS = ("dekm", "dec", "kmeans")
 OPTIMIZERS = ("adam", "sgd")
 KMEANS_SCHEDULES = ("warm", "dekm")
 INITS = ("glorot", "dekm")
+BATCH_ORDERS = ("shuffled", "stored")
+CLUSTER_LOSSES = ("mean", "sum")
 
 
 # The range of every numeric setting: RunConfig, the methods' settings, the estimator and the
@@ -31,7 +33,7 @@ INITS = ("glorot", "dekm")
 _INT_MIN = {"n_clusters": 2, "pretrain_epochs": 0, "batch_size": 1, "max_iters": 1, "steps_per_iter": 0,
             "kmeans_n_init": 1, "kmeans_max_iter": 1, "embed_batch_size": 1, "embedding_dim": 1,
             "checkpoint_every": 1}
-_POSITIVE = ("learning_rate", "cluster_learning_rate", "dec_alpha", "dec_gamma", "alpha", "gamma")
+_POSITIVE = ("learning_rate", "adam_eps", "cluster_learning_rate", "dec_alpha", "dec_gamma", "alpha", "gamma")
 _FRACTIONS = {"tol": "a fraction in [0, 1) (0: never stop early, run max_iters)",
               "cluster_momentum": "a number in [0, 1)"}
 SEED_MAX = 2**32 - 1  # JAX's PRNG keys take 32-bit seeds: 2**32 + s and -s alias other seeds
@@ -90,6 +92,11 @@ class RunConfig:
     state, losses, K-means, S_w and ``eigh`` stay float32). ``init``: ``"glorot"`` initialises
     every kernel glorot (xavier) uniform; ``"dekm"`` is the DEKM reference code's, where the CAE
     encoder's convolutions use Keras' ``'uniform'`` (U(-0.05, 0.05)) and every other kernel glorot.
+    Every Adam (pretraining and clustering) has epsilon ``adam_eps``. The clustering phase's
+    mini-batches walk the data in one shuffled order per run (``cluster_batch_order="shuffled"``)
+    or in the stored order (``"stored"``, as DEKM.py's ``np.arange(n)``); Algorithm 1's step
+    minimises the batch mean of the per-point loss (``cluster_loss="mean"``) or its sum
+    (``"sum"``, as DEKM.py's ``tape.gradient`` of a vector loss).
     """
 
     n_clusters: int = 10
@@ -106,6 +113,7 @@ class RunConfig:
     pretrain_epochs: int = 200          # Adam, lr 1e-3, b1 0.9, b2 0.999
     batch_size: int = 256
     learning_rate: float = 1e-3
+    adam_eps: float = 1e-8              # every Adam's epsilon (optax's and PyTorch's default; Keras': 1e-7)
     clustering: str = "dekm"
     max_iters: int = 1000
     steps_per_iter: int = 40            # DEKM's update interval
@@ -116,6 +124,8 @@ class RunConfig:
     kmeans_n_init: int = 10
     kmeans_max_iter: int = 300
     kmeans_schedule: str = "warm"
+    cluster_batch_order: str = "shuffled"  # "stored": DEKM.py's unshuffled walk
+    cluster_loss: str = "mean"          # "sum": DEKM.py's sum over the batch of the per-point MSE
     kmeans_scoring: str = "auto"        # "auto": unrolled on CPU, matmul on GPU/TPU (sdekc_jax.kmeans)
     dec_alpha: float = 1.0
     dec_gamma: float = 1.0
@@ -134,7 +144,8 @@ class RunConfig:
         for k, allowed in (("arch", ARCHS), ("clustering", CLUSTERINGS), ("cluster_optimizer", OPTIMIZERS),
                            ("activation", ("relu", "tanh")), ("kmeans_schedule", KMEANS_SCHEDULES),
                            ("conv_impl", CONV_IMPLS), ("precision", PRECISIONS),
-                           ("kmeans_scoring", SCORINGS), ("init", INITS)):
+                           ("kmeans_scoring", SCORINGS), ("init", INITS),
+                           ("cluster_batch_order", BATCH_ORDERS), ("cluster_loss", CLUSTER_LOSSES)):
             if getattr(self, k) not in allowed:
                 raise ValueError(f"RunConfig.{k} must be one of {list(allowed)}, got {getattr(self, k)!r}")
         for k in fields & {*_POSITIVE, *_FRACTIONS}:
@@ -145,6 +156,9 @@ class RunConfig:
                 raise ValueError(f"RunConfig.{k} must be True or False, got {getattr(self, k)!r}")
         if len(self.image_shape) != 3:
             raise ValueError(f"RunConfig.image_shape must be (H, W, C), got {self.image_shape}")
+        if self.cluster_loss != "mean" and self.clustering != "dekm":
+            raise ValueError(f"RunConfig.cluster_loss={self.cluster_loss!r} is Algorithm 1's (clustering='dekm'); "
+                             f"got clustering={self.clustering!r}")
         if self.arch == "none" and self.clustering != "kmeans":
             raise ValueError("RunConfig.arch='none' (raw pixels) has nothing to train: use clustering='kmeans'")
 

@@ -58,14 +58,14 @@ class Refresh(NamedTuple):
 
 def init_loop_state(params: Any, tx: optax.GradientTransformation, labels: jax.Array, aux: Any, key: jax.Array, *,
                     n: int, batch_size: int, max_iters: int, record_names: tuple[str, ...] = (),
-                    record_labels: bool = False) -> dict:
-    """The state before the first iteration. ``key`` draws the fixed mini-batch order and every
-    refresh's randomness (``fold_in(key, iteration)``). The history has ``max_iters`` entries:
+                    record_labels: bool = False, shuffle: bool = True) -> dict:
+    """The state before the first iteration. ``key`` draws the fixed mini-batch order (with
+    ``shuffle=False``: the stored order) and every refresh's randomness (``fold_in(key, iteration)``). The history has ``max_iters`` entries:
     ``n_changed`` (-1 where no iteration ran), ``loss`` and each of ``record_names`` (NaN where
     none ran; the final iteration takes no steps, so its loss is NaN) and, with
     ``record_labels``, every refresh's labels (``(max_iters, n)``, -1 where none ran)."""
     plan_key, loop_key = jax.random.split(key)
-    idx, mask = batch_plan(plan_key, n, batch_size)
+    idx, mask = batch_plan(plan_key, n, batch_size, shuffle)
     nan = jnp.full((max_iters,), jnp.nan, jnp.float32)
     history = {"n_changed": jnp.full((max_iters,), -1, jnp.int32), "loss": nan, **{k: nan for k in record_names}}
     if record_labels:

@@ -104,9 +104,9 @@ def reconstruction_loss(params: dict, x: jax.Array, mask: jax.Array, skip_weight
     return masked_mean(per_sample, mask)
 
 
-def adam(learning_rate: float) -> optax.GradientTransformation:
-    """The paper's optimiser: ``optax.adam(learning_rate, b1=0.9, b2=0.999)``."""
-    return optax.adam(learning_rate, b1=0.9, b2=0.999)
+def adam(learning_rate: float, eps: float = 1e-8) -> optax.GradientTransformation:
+    """The paper's optimiser: ``optax.adam(learning_rate, b1=0.9, b2=0.999, eps=eps)``."""
+    return optax.adam(learning_rate, b1=0.9, b2=0.999, eps=eps)
 
 
 def init_state(params: Any, tx: optax.GradientTransformation) -> dict:

@@ -84,7 +84,7 @@ def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
 
 def cluster_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
     if cfg.cluster_optimizer == "adam":
-        return adam(cfg.cluster_lr)
+        return adam(cfg.cluster_lr, cfg.adam_eps)
     return optax.sgd(cfg.cluster_lr, momentum=cfg.cluster_momentum or None)
 
 
@@ -100,17 +100,17 @@ def make_steps(cfg: RunConfig) -> Steps:
 def _make_steps(cfg: RunConfig, mesh, sharded_rows: bool) -> Steps:
     opts, k, d, eb = cfg.model_opts, cfg.n_clusters, cfg.embed_dim, cfg.embed_batch_size
     enc = lambda p, xb: encode(p, xb, **opts)[0]
-    pre_tx = adam(cfg.learning_rate)
+    pre_tx = adam(cfg.learning_rate, cfg.adam_eps)
     tx = cluster_optimizer(cfg)
     loop_state = lambda trained, labels, aux, key, n, names: init_loop_state(
         trained, tx, labels, aux, key, n=n, batch_size=cfg.batch_size, max_iters=cfg.max_iters, record_names=names,
-        record_labels=cfg.record_labels)
+        record_labels=cfg.record_labels, shuffle=cfg.cluster_batch_order == "shuffled")
     advance = None
 
     if cfg.clustering == "dekm":
         refresh = dekm_refresh(enc, k, cfg.kmeans_n_init, eb, cfg.kmeans_max_iter, cfg.kmeans_schedule,
                                cfg.kmeans_scoring)
-        advance = make_advance(refresh, dekm_loss(enc), tx, steps_per_iter=cfg.steps_per_iter, tol=cfg.tol)
+        advance = make_advance(refresh, dekm_loss(enc, cfg.cluster_loss), tx, steps_per_iter=cfg.steps_per_iter, tol=cfg.tol)
 
         def cluster_init(params, x, key, skip_weights=None):
             n = x.shape[0]
@@ -221,7 +221,7 @@ def model_spec(cfg: RunConfig) -> dict:
     # the kernels, the precision and the init only where they differ from the defaults (keys made before
     # these settings existed stay valid)
     spec.update({k: getattr(cfg, k) for k, default in (("conv_impl", "auto"), ("precision", "float32"),
-                                                              ("init", "glorot"))
+                                                              ("init", "glorot"), ("adam_eps", 1e-8))
                  if getattr(cfg, k) != default})
     return {**spec, "embedding_dim": cfg.embed_dim}
 

@@ -143,3 +143,37 @@ def test_bad_arguments(blobs):
         config(tol=1.0)
     with pytest.raises(ValueError, match="chunk_size"):
         run(blobs, max_iters=2, chunk_size=0)
+
+
+def test_dekm_reference_step_settings(blobs):
+    """DEKM.py's step as settings: the stored batch order walks 0..n-1, and the loss summed over
+    the batch under Adam is the batch mean under Adam with epsilon divided by the batch size
+    (Adam's update is invariant to a constant loss factor up to epsilon; 400 = 5 full batches)."""
+    from sdekc_jax.algorithm import dekm_loss
+    from sdekc_jax.loop import init_loop_state
+    from sdekc_jax.pretrain import adam
+
+    idx, mask = init_loop_state({}, adam(1e-3), jnp.zeros(10, jnp.int32), {}, jax.random.key(0), n=10,
+                                batch_size=4, max_iters=2, shuffle=False)["plan"]
+    np.testing.assert_array_equal(np.asarray(idx).ravel()[:10], np.arange(10))
+    np.testing.assert_array_equal(np.asarray(mask).ravel(), [1] * 10 + [0] * 2)
+    # the two reductions, by hand, on a batch with one masked row
+    enc = lambda p, xb: xb @ p
+    p, xb, t = jnp.eye(2), jnp.array([[1.0, 2.0], [3.0, 5.0], [7.0, 7.0]]), jnp.zeros((3, 2))
+    m = jnp.array([1.0, 1.0, 0.0])
+    assert float(dekm_loss(enc, "sum")(p, xb, t, m, jnp.eye(2))) == pytest.approx(2.5 + 17.0)
+    assert float(dekm_loss(enc, "mean")(p, xb, t, m, jnp.eye(2))) == pytest.approx((2.5 + 17.0) / 2)
+
+    kw = dict(max_iters=3, tol=0.0, batch_size=80, cluster_learning_rate=1e-2)
+    _, a = run(blobs, cluster_loss="sum", adam_eps=1e-6, cluster_batch_order="stored", **kw)
+    _, b = run(blobs, cluster_loss="mean", adam_eps=1e-6 / 80, cluster_batch_order="stored", **kw)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    for u, w in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(a.history["loss"][:2], 80 * b.history["loss"][:2], rtol=1e-4)
+    with pytest.raises(ValueError, match="cluster_loss"):
+        config(cluster_loss="sum", clustering="dec")
+    with pytest.raises(ValueError, match="cluster_batch_order"):
+        config(cluster_batch_order="sorted")
+    with pytest.raises(ValueError, match="adam_eps"):
+        config(adam_eps=0.0)

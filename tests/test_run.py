@@ -141,6 +141,8 @@ def test_config_is_validated_before_any_work():
     assert "precision" not in base and "conv_impl" not in base
     assert model_spec(sk.RunConfig(precision="bf16"))["precision"] == "bf16"
     assert model_spec(sk.RunConfig(conv_impl="lax")) != base
+    assert "adam_eps" not in base and model_spec(sk.RunConfig(adam_eps=1e-7))["adam_eps"] == 1e-7
+    assert model_spec(sk.RunConfig(cluster_batch_order="stored", cluster_loss="sum")) == base  # clustering only
     assert sk.config.PAPER_PROTOCOL == {"pretrain_epochs": 200, "batch_size": 256, "learning_rate": 1e-3,
                                         "steps_per_iter": 40, "max_iters": 1000, "tol": 0.001}
 

@@ -40,7 +40,8 @@ COMMON_KEYS = {
 CLUSTER_KEYS = {
     "kmeans": set(),
     "dec": {"max_iters", "steps_per_iter", "tol", "gamma", "alpha", "cluster_optimizer"},
-    "dekm": {"max_iters", "steps_per_iter", "tol", "learning_rate", "kmeans_schedule"},
+    "dekm": {"max_iters", "steps_per_iter", "tol", "learning_rate", "kmeans_schedule", "cluster_batch_order",
+             "cluster_loss"},
 }
 
 
@@ -61,7 +62,7 @@ class Method:
         cfg = dict(self.defaults)
         cfg.update(self.dataset_defaults.get(dataset or "", {}))
         allowed = set(self.defaults) | CLUSTER_KEYS[self.clustering] | ({"skips", "init"} if self.autoencoder == "cae" else set()) \
-            | ({"precision"} if self.autoencoder is not None else set())
+            | ({"precision", "adam_eps"} if self.autoencoder is not None else set())
         unknown = sorted(k for k, v in overrides.items() if v is not None and k not in allowed)
         if unknown:
             raise ValueError(f"method {self.name!r} has no setting(s) {unknown}; it takes {sorted(allowed)}")
@@ -110,6 +111,7 @@ def run_config(method: Method, cfg: Mapping[str, Any], image_shape, n_clusters: 
         fields["init"] = cfg.get("init", "glorot")
     if method.autoencoder is not None:
         fields["precision"] = cfg.get("precision", "float32")
+        fields["adam_eps"] = cfg.get("adam_eps", 1e-8)
     if arch == "binary":
         fields.update(BINARY_ARCH, embedding_dim=cfg.get("embedding_dim") or BINARY_ARCH["embedding_dim"])
     for k in ("max_iters", "steps_per_iter", "tol"):
@@ -118,6 +120,8 @@ def run_config(method: Method, cfg: Mapping[str, Any], image_shape, n_clusters: 
     if method.clustering == "dekm":
         fields["cluster_learning_rate"] = cfg.get("learning_rate", 1e-3)
         fields["kmeans_schedule"] = cfg.get("kmeans_schedule", "warm")
+        fields["cluster_batch_order"] = cfg.get("cluster_batch_order", "shuffled")
+        fields["cluster_loss"] = cfg.get("cluster_loss", "mean")
     if method.clustering == "dec":
         opt = dict(cfg["cluster_optimizer"])
         name, lr, momentum = opt.pop("name", None), opt.pop("learning_rate", None), opt.pop("momentum", None)
