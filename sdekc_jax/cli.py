@@ -109,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .config import check_setting
     from .methods import get_method, run, run_vmapped
     from .metrics import evaluate, run_flags
-    from .parallel import data_mesh, data_parallel, initialize_distributed
+    from .parallel import data_mesh, data_parallel, data_placement, initialize_distributed, split_runs
     from .validation import check_seeds
 
     method = get_method(args.method)
@@ -125,6 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = method.config(args.dataset, **overrides)  # validates the names before any work
     if args.devices is not None and args.devices != "all" and not (args.devices.isdigit() and int(args.devices) >= 1):
         raise ValueError(f"--devices must be an integer >= 1 or 'all', got {args.devices!r}")
+    if args.run_placement == "sharded" and not args.vmap_seeds:
+        raise ValueError("--run-placement sharded splits the seeds of --vmap-seeds over the devices: add --vmap-seeds")
     initialize_distributed(args.coordinator, args.num_processes, args.process_id)  # before any other use of JAX
     import jax
 
@@ -222,17 +224,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             "std": {k_: std[k_] for k_ in ("acc", "nmi", "ari")},
             "flagged_runs": sum(bool(r_.get("flags")) for r_ in runs),
             "parallel": {"devices": len(devices) if devices else 1, "processes": jax.process_count(),
-                         **({"data": args.data_placement} if devices else {})},
+                         **({"data": args.data_placement, "runs": run_layout} if devices else {})},
         })
         if seed_ckpt is not None:
             shutil.rmtree(seed_ckpt, ignore_errors=True)  # (process 0 only: the others returned above)  # the seed's result is saved: its checkpoints are done
 
     verbose = not args.no_progress and main_process
-    mesh = (lambda: data_parallel(data_mesh(devices), data=args.data_placement)) if devices else contextlib.nullcontext
-    if devices:
-        say(f"data-parallel over {len(devices)} devices ({jax.process_count()} processes): "
-            f"{', '.join(sorted({d.platform for d in devices}))}", file=sys.stderr)
+    mesh = (lambda: data_parallel(data_mesh(devices), data=args.data_placement, runs=args.run_placement)) \
+        if devices else contextlib.nullcontext
     todo = [seed for seed in dict.fromkeys(args.seeds) if not any(r_["seed"] == seed for r_ in runs)]
+    run_layout = "one"  # where each seed's run lives: "split" over the devices, or on every device
+    if devices:
+        with mesh():  # (raises here, before any work, if --run-placement sharded cannot split the seeds)
+            split = args.vmap_seeds and bool(todo) and split_runs(len(todo), data_placement(4 * x.size) == "sharded")
+        run_layout = "sharded" if split else "replicated"
+        say(f"data-parallel over {len(devices)} devices ({jax.process_count()} processes): "
+            f"{', '.join(sorted({d.platform for d in devices}))}"
+            + (f"; the {len(todo)} seeds split over them" if split else ""), file=sys.stderr)
     if args.vmap_seeds and todo:
         # one program for all unfinished seeds; its checkpoints are shared (and name the seeds)
         vm_ckpt = ckpt_root / ("vmap-seeds-" + "-".join(map(str, todo)))
@@ -322,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --devices: the data set on every device ('replicated': faster while it fits) or its "
                         "rows split over them ('sharded': each device holds n / devices rows); 'auto' (default): "
                         "sharded above 1 GiB of float32 data")
+    r.add_argument("--run-placement", choices=("auto", "replicated", "sharded"), default="auto",
+                   help="with --devices and --vmap-seeds: split the seeds over the devices ('sharded': each device "
+                        "trains seeds / devices whole seeds, no communication in a training step; the seeds must "
+                        "divide evenly and the data be replicated) or run every seed on every device with its "
+                        "mini-batches sharded ('replicated'); 'auto' (default): split where the seeds divide evenly")
     r.add_argument("--coordinator", default=None,
                    help="join a multi-process run (jax.distributed): HOST:PORT of process 0, with --num-processes "
                         "and --process-id; 'auto' where JAX finds them itself (Cloud TPU). Results and progress "

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .parallel import place_rows, program_for, replicate, shard_batch, to_host
+from .parallel import place_rows, place_runs, program_for, shard_batch, to_host
 from .pretrain import batch_plan, cached_jit
 from .progress import progress
 
@@ -131,13 +131,13 @@ def make_advance(refresh: Callable, loss: Callable, tx: optax.GradientTransforma
 def history_of(state: dict, n_iter: int | None = None) -> dict:
     """The host-side history of one run: each entry cut to the iterations that ran."""
     hist = to_host(state["history"])
-    n_iter = int(state["iteration"]) if n_iter is None else n_iter
+    n_iter = int(to_host(state["iteration"])) if n_iter is None else n_iter
     return {k: np.asarray(v[:n_iter]) for k, v in hist.items()}
 
 
 def _check_finite(state: dict, lo: np.ndarray, batched: bool) -> None:
     hist = to_host(state["history"])
-    its = np.atleast_1d(np.asarray(state["iteration"]))
+    its = np.atleast_1d(to_host(state["iteration"]))
     for r in range(its.shape[0]):
         for k, v in hist.items():
             v = np.asarray(v[r] if batched else v)
@@ -174,13 +174,14 @@ def drive_loop(advance: Callable, state: dict, x: jax.Array, skip_weights=None, 
                         (0, None, None if skip_weights is None else 0, None) if batched else None, (0,))
     x = rows.array
     state = jax.tree.map(jnp.array, state)  # copy: the chunks donate their state
-    state = replicate(state)  # on every device of the active mesh
+    state, skip_weights = place_runs((state, skip_weights))  # on the active mesh: replicated or split by runs
     n_chunks = 0
     if checkpoint is not None and checkpoint.exists():
         state, meta, _ = checkpoint.load(state)
+        state = place_runs(state)
         n_chunks = int(meta["n_chunks"])
-    its = lambda: np.atleast_1d(np.asarray(state["iteration"]))
-    running = lambda: ~np.atleast_1d(np.asarray(state["done"])) & (its() < max_iters)
+    its = lambda: np.atleast_1d(to_host(state["iteration"]))
+    running = lambda: ~np.atleast_1d(to_host(state["done"])) & (its() < max_iters)
     bar = progress(total=max_iters, desc=desc, unit="it", disable=not verbose, initial=int(its().max()))
     while running().any():
         before = its()

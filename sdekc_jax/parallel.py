@@ -21,6 +21,14 @@ multi-process run the sharded rows are read through ``x[lo:hi]`` for the rows of
 devices only, so a lazy ``x`` (``np.memmap``, an h5py data set,
 :class:`~sdekc_jax.pretrain.SyntheticImages`) is read, and held, one shard per host.
 
+``runs`` (a vmapped fit: several keys, e.g. seeds, or skip-weight rows): ``"sharded"`` splits the
+run axis over the devices, so each device trains its runs whole on the replicated data set, with
+no collective in a training step (the parameters, optimiser and loop state of each run live on
+one device); ``"replicated"`` runs every run on every device with each mini-batch sharded, as
+above; ``"auto"`` (the default) splits when the number of runs is a multiple of the device count
+and the data set is replicated (:func:`split_runs`). The pretraining of only the runs missing from
+the cache splits them when their number allows and otherwise shards their mini-batches.
+
 The results are those of a single device up to float reassociation of those reductions (tested
 with 4 forced CPU devices in ``tests/test_parallel.py``). Outside the block nothing changes.
 
@@ -46,9 +54,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 AXIS = "data"
 DATA_MODES = ("auto", "replicated", "sharded")
+RUN_MODES = ("auto", "replicated", "sharded")
 SHARD_ABOVE_BYTES = 1 << 30  # data="auto": shard a data set larger than this (float32 bytes)
-_ACTIVE: list[tuple[Mesh, str]] = []
+_ACTIVE: list[tuple[Mesh, str, str]] = []
 _ROWS_SHARDED: list[bool] = []  # set by place_rows for the programs traced while the data are placed
+_RUNS_SHARDED: list[bool] = []  # set by fit for the programs of a batched fit whose runs are split
 
 
 def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -60,14 +70,17 @@ def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 
 @contextlib.contextmanager
-def data_parallel(mesh: Mesh, data: str = "auto") -> Iterator[Mesh]:
+def data_parallel(mesh: Mesh, data: str = "auto", runs: str = "auto") -> Iterator[Mesh]:
     """Run pretraining and the clustering loop data-parallel over ``mesh`` inside the block;
-    ``data``: ``"auto"``, ``"replicated"`` or ``"sharded"`` (the module's docstring)."""
+    ``data``: ``"auto"``, ``"replicated"`` or ``"sharded"``; ``runs``: the same, for the runs
+    of a vmapped fit (the module's docstring)."""
     if AXIS not in mesh.axis_names:
         raise ValueError(f"the mesh needs an axis named {AXIS!r} (see data_mesh); it has {mesh.axis_names}")
     if data not in DATA_MODES:
         raise ValueError(f"data must be one of {DATA_MODES}, got {data!r}")
-    _ACTIVE.append((mesh, data))
+    if runs not in RUN_MODES:
+        raise ValueError(f"runs must be one of {RUN_MODES}, got {runs!r}")
+    _ACTIVE.append((mesh, data, runs))
     try:
         yield mesh
     finally:
@@ -92,6 +105,51 @@ def data_placement(n_bytes: int) -> str:
 def rows_sharded() -> bool:
     """Whether the data set of the programs being traced is sharded by rows (see ``place_rows``)."""
     return bool(_ROWS_SHARDED and _ROWS_SHARDED[-1])
+
+
+def split_runs(n_runs: int | None, rows_are_sharded: bool = False, strict: bool = True) -> bool:
+    """Whether a fit of ``n_runs`` vmapped runs (None: one run, not vmapped) splits its run axis
+    over the active mesh: ``runs="auto"`` splits when the runs divide evenly over the devices and
+    the data set is replicated; ``"sharded"`` demands it (a ValueError naming why not, unless
+    ``strict`` is False: then it falls back to sharding each run's mini-batches);
+    ``"replicated"`` never splits."""
+    if not _ACTIVE:
+        return False
+    mesh, _, mode = _ACTIVE[-1]
+    if mode == "replicated":
+        return False
+    why = ("the fit has one run: runs='sharded' splits the runs of a vmapped fit (several keys or skip-weight rows)"
+           if n_runs is None else
+           f"{n_runs} runs do not divide evenly over {mesh.size} devices" if n_runs % mesh.size else
+           "the data set's rows are sharded (each device would need every row)" if rows_are_sharded else None)
+    if why and mode == "sharded" and strict:
+        raise ValueError(f"runs='sharded' cannot split this fit over the mesh: {why}")
+    return why is None
+
+
+def runs_sharded() -> bool:
+    """Whether the programs being traced have their run axis split over the mesh (see ``split_runs``)."""
+    return bool(_RUNS_SHARDED and _RUNS_SHARDED[-1])
+
+
+@contextlib.contextmanager
+def runs_layout(sharded: bool) -> Iterator[None]:
+    """Trace and place the programs of the block for a run axis split over the mesh or not: when
+    split, :func:`shard_batch` leaves each run's mini-batch on its device and :func:`place_runs`
+    shards the leading axis."""
+    _RUNS_SHARDED.append(bool(sharded))
+    try:
+        yield
+    finally:
+        _RUNS_SHARDED.pop()
+
+
+def place_runs(tree: Any) -> Any:
+    """The arrays of ``tree`` (leading axis: the runs) on the active mesh: split along the run
+    axis when :func:`runs_sharded`, else replicated (:func:`replicate`)."""
+    if not runs_sharded():
+        return replicate(tree)
+    return _place(tree, NamedSharding(active_mesh(), P(AXIS)))
 
 
 class Rows(NamedTuple):
@@ -165,10 +223,11 @@ def program_for(f: Callable, pos: int, rows: Rows) -> Callable:
 
 
 def shard_batch(x: jax.Array) -> jax.Array:
-    """``x`` sharded along its first axis over the active mesh (unchanged without one).
+    """``x`` sharded along its first axis over the active mesh (unchanged without one, and when
+    the runs are split over the mesh: each device then trains its own runs on whole batches).
     Call it inside jitted code on each mini-batch / chunk of points."""
     mesh = active_mesh()
-    if mesh is None:
+    if mesh is None or runs_sharded():
         return x
     return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P(AXIS)))
 
@@ -217,7 +276,14 @@ def replicate(tree: Any) -> Any:
     mesh = active_mesh()
     if mesh is None:
         return tree
-    sharding = NamedSharding(mesh, P())
+    return _place(tree, NamedSharding(mesh, P()))
+
+
+def _place(tree: Any, sharding: NamedSharding) -> Any:
+    """The arrays of ``tree`` with ``sharding``. In a multi-process run each process builds its
+    shards from its own copy of the values, which every process holds alike (``device_put``
+    would compare them across processes first, and NaN, e.g. in a loop's unused history, never
+    compares equal)."""
     if jax.process_count() == 1:
         return jax.device_put(tree, sharding)
 
@@ -225,7 +291,7 @@ def replicate(tree: Any) -> Any:
         if isinstance(v, jax.Array) and v.sharding == sharding:
             return v
         if isinstance(v, jax.Array) and jax.numpy.issubdtype(v.dtype, jax.dtypes.prng_key):
-            data = jax.device_put(np.asarray(to_host(jax.random.key_data(v))), sharding)
-            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(v))
-        return jax.device_put(np.asarray(to_host(v)), sharding)
+            return jax.random.wrap_key_data(one(jax.random.key_data(v)), impl=jax.random.key_impl(v))
+        host = np.asarray(to_host(v))
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
     return jax.tree.map(one, tree)

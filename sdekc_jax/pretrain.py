@@ -18,7 +18,7 @@ import numpy as np
 import optax
 
 from .models import reconstruct
-from .parallel import place_rows, program_for, replicate, shard_batch
+from .parallel import place_rows, place_runs, program_for, replicate, shard_batch, to_host
 from .progress import progress
 
 
@@ -174,7 +174,8 @@ def drive_epochs(epoch_fn: Callable, state: dict, x, key: jax.Array, skip_weight
                                    or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
     state = jax.tree.map(jnp.array, state)  # copy: the epochs donate their state
-    state, key = replicate((state, key))  # on every device of the active mesh (sdekc_jax.parallel)
+    # on the active mesh (sdekc_jax.parallel): replicated, or split by runs
+    state, key, skip_weights = place_runs((state, key, skip_weights))
     if chunk_size is None or chunk_size >= n:
         rows = place_rows(x)  # replicated or sharded by rows on the active mesh (sdekc_jax.parallel)
         jitted = cached_jit(program_for(epoch_fn, 1, rows), axes, (0,))
@@ -197,13 +198,14 @@ def drive_epochs(epoch_fn: Callable, state: dict, x, key: jax.Array, skip_weight
     losses, start = [], 0
     if checkpoint is not None and checkpoint.exists():
         state, meta, extra = checkpoint.load(state)
+        state = place_runs(state)
         losses, start = list(np.asarray(extra["losses"], np.float64)), int(meta["epoch"]) + 1
         if start > epochs:
             raise ValueError(f"checkpoint {checkpoint.path} is at epoch {start}, past this run's {epochs} epochs")
     bar = progress(range(start, epochs), desc="pretrain", unit="epoch", disable=not verbose, initial=start, total=epochs)
     for epoch in bar:
         state, loss = run_epoch(state, epoch)
-        loss = np.asarray(jax.device_get(loss), np.float64)
+        loss = np.asarray(to_host(loss), np.float64)
         if not np.all(np.isfinite(loss)):
             which = f" (run {int(np.flatnonzero(~np.isfinite(loss))[0])})" if batched else ""
             raise FloatingPointError(f"pretraining loss became {loss.ravel()[~np.isfinite(loss.ravel())][0]} at epoch "

@@ -41,8 +41,8 @@ from .dec import dec_loss, dec_refresh
 from .kmeans import kmeans
 from .loop import drive_loop, init_loop_state, make_advance
 from .models import encode, init_params, reconstruct
-from .parallel import (Rows, active_mesh, data_placement, place_rows, program_for, replicate, rows_layout, rows_sharded,
-                       to_host)
+from .parallel import (Rows, active_mesh, data_placement, place_rows, place_runs, program_for, rows_layout,
+                       rows_sharded, runs_layout, runs_sharded, split_runs, to_host)
 from .pretrain import adam, cached_jit as _jit, drive_epochs, init_state, make_epoch
 
 # Bump when pretraining numerics change, so old cache entries and checkpoints are not reused.
@@ -90,14 +90,14 @@ def cluster_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
 
 def make_steps(cfg: RunConfig) -> Steps:
     """The step functions of a run of ``cfg``; all pure (jit / vmap them freely). Memoized per
-    config, active data-parallel mesh and data layout (``sdekc_jax.parallel``: the mini-batches'
-    sharding and the embedding's layout are fixed when a step is traced), so repeated fits of one
+    config, active data-parallel mesh and layout of the data and runs (``sdekc_jax.parallel``: the
+    mini-batches' sharding and the embedding's layout are fixed when a step is traced), so repeated fits of one
     config reuse their compiled programs."""
-    return _make_steps(cfg, active_mesh(), rows_sharded())
+    return _make_steps(cfg, active_mesh(), rows_sharded(), runs_sharded())
 
 
 @functools.lru_cache(maxsize=64)
-def _make_steps(cfg: RunConfig, mesh, sharded_rows: bool) -> Steps:
+def _make_steps(cfg: RunConfig, mesh, sharded_rows: bool, sharded_runs: bool) -> Steps:
     opts, k, d, eb = cfg.model_opts, cfg.n_clusters, cfg.embed_dim, cfg.embed_batch_size
     enc = lambda p, xb: encode(p, xb, **opts)[0]
     pre_tx = adam(cfg.learning_rate, cfg.adam_eps)
@@ -266,7 +266,7 @@ def fit(cfg: RunConfig, x, key: jax.Array, skip_weights=None, *, cache: Pretrain
 
 def _fit(cfg, x, rows, key, skip_weights, *, cache, checkpoint_dir, checkpoint_every, chunk_size, pretrain_chunk_size,
          verbose, fingerprint) -> Fitted:
-    steps = make_steps(cfg)
+    steps = make_steps(cfg)  # (init: the same in every layout)
     w = None if skip_weights is None else jnp.asarray(skip_weights, jnp.float32)
     if w is not None and w.shape[-1:] != (2,):
         raise ValueError(f"skip_weights must be (w_enc, w_dec) or an (R, 2) array, got shape {w.shape}")
@@ -283,6 +283,7 @@ def _fit(cfg, x, rows, key, skip_weights, *, cache, checkpoint_dir, checkpoint_e
         if key.shape[0] != n_runs or (w is not None and w.shape[0] != n_runs):
             raise ValueError(f"the keys ({key.shape[0]}) and skip weights ({w.shape[0]}) name different numbers of runs")
     n_runs = key.shape[0] if batched else 1
+    split = split_runs(n_runs if batched else None, rows is not None and rows.sharded)  # (raises before any work)
     w_axis = None if w is None else 0
     V = lambda f, axes, once=False: _jit(f, axes if batched else None, run_once=once)
     k_init, k_pre, k_cl = V(split_key, 0, True)(key)
@@ -315,10 +316,11 @@ def _fit(cfg, x, rows, key, skip_weights, *, cache, checkpoint_dir, checkpoint_e
             pick = (lambda tree: jax.tree.map(lambda v: v[sub], tree)) if batched else (lambda tree: tree)
             state = V(steps.pretrain_init, 0, True)(pick(params))
             t = time.perf_counter()
-            state, new_losses = drive_epochs(steps.pretrain_epoch, state, x if rows is None else rows, pick(k_pre),
-                                             None if w is None else pick(w),
-                                             epochs=cfg.pretrain_epochs, batched=batched, chunk_size=pretrain_chunk_size,
-                                             checkpoint=ck, verbose=verbose)
+            with runs_layout(batched and split_runs(len(missing), rows is not None and rows.sharded, strict=False)):
+                state, new_losses = drive_epochs(make_steps(cfg).pretrain_epoch, state, x if rows is None else rows,
+                                                 pick(k_pre), None if w is None else pick(w), epochs=cfg.pretrain_epochs,
+                                                 batched=batched, chunk_size=pretrain_chunk_size, checkpoint=ck,
+                                                 verbose=verbose)
             t = time.perf_counter() - t + (0.0 if ck is None else ck.resumed_seconds)  # + the earlier pieces'
             pre_seconds += t
             new_params = to_host(state["params"])
@@ -331,19 +333,21 @@ def _fit(cfg, x, rows, key, skip_weights, *, cache, checkpoint_dir, checkpoint_e
         hits = [f is not None and i not in missing for i, f in enumerate(found)]
 
     # --- clustering phase ----------------------------------------------------------------------
-    t1 = time.perf_counter()
-    # on the active mesh, if any: in a multi-process run every input must be a global array
-    xj = rows if rows is not None else place_rows(np.asarray(x, np.float32))  # (streamed: placed replicated now)
-    params, k_cl, w = replicate((params, k_cl, w))
-    st = V(program_for(steps.cluster_init, 1, xj), (0, None, 0, w_axis))(params, xj.array, k_cl, w)
-    ck = None
-    if cfg.clustering != "kmeans":
-        ck = None if root is None else Checkpointer(
-            root / "cluster", {**base, "config": cfg.to_dict(), "keys": keys_data, "skip_weights": w_list,
-                                       "data": fingerprint}, every=checkpoint_every)
-        st = drive_loop(steps.advance, st, xj, w, max_iters=cfg.max_iters, chunk_size=chunk_size, batched=batched,
-                        checkpoint=ck, verbose=verbose, desc=cfg.clustering)
-    result = V(program_for(steps.finish, 2, xj), (0, 0, None))(params, st, xj.array)
+    with runs_layout(split):  # the run axis split over the mesh, or not (sdekc_jax.parallel)
+        steps = make_steps(cfg)
+        t1 = time.perf_counter()
+        # on the active mesh, if any: in a multi-process run every input must be a global array
+        xj = rows if rows is not None else place_rows(np.asarray(x, np.float32))  # (streamed: placed replicated now)
+        params, k_cl, w = place_runs((params, k_cl, w))  # replicated, or split by runs
+        st = V(program_for(steps.cluster_init, 1, xj), (0, None, 0, w_axis))(params, xj.array, k_cl, w)
+        ck = None
+        if cfg.clustering != "kmeans":
+            ck = None if root is None else Checkpointer(
+                root / "cluster", {**base, "config": cfg.to_dict(), "keys": keys_data, "skip_weights": w_list,
+                                   "data": fingerprint}, every=checkpoint_every)
+            st = drive_loop(steps.advance, st, xj, w, max_iters=cfg.max_iters, chunk_size=chunk_size, batched=batched,
+                            checkpoint=ck, verbose=verbose, desc=cfg.clustering)
+        result = V(program_for(steps.finish, 2, xj), (0, 0, None))(params, st, xj.array)
     result = to_host(result)  # (gathered from every process in a multi-process run)
     t_cl = time.perf_counter() - t1 + (0.0 if ck is None else ck.resumed_seconds)
     result = result._replace(pretrain_loss=np.stack(losses) if batched else losses[0])

@@ -170,3 +170,22 @@ def test_experiment_scripts_refuse_a_bad_data_root_and_report_errors_in_one_line
     assert capsys.readouterr().err == "error: something the user can fix\n"
     out = table3.default_out("figures")
     assert out.startswith("results/figures-") and not (EXP.parent / out).exists()  # never a committed folder
+
+
+def test_kmeans_restarts_names_merged_classes_and_picks_each_groups_lowest_inertia():
+    """experiments/kmeans_restarts.py (the ARAE seed analysis): two true classes in one cluster are
+    named; on three separated blobs, every restart's ACC is scored and each group of n_init
+    restarts is represented by its lowest-inertia restart."""
+    kr = _load("kmeans_restarts")
+    y = np.array([0, 0, 1, 1, 2, 2])
+    assert kr.shared_clusters(y, np.array([0, 0, 0, 0, 2, 1]), 3) == [(0, 1, 0)]
+    assert kr.shared_clusters(y, np.array([1, 1, 0, 0, 2, 2]), 3) == []
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 30)
+    z = (np.eye(3)[y] * 10 + rng.normal(0, 0.3, (90, 3))).astype(np.float32)
+    a = kr.analyse(y, z, 3, n_init=2, n_restarts=4, seed=0)
+    acc, inertia = np.asarray(a["acc"]), np.asarray(a["inertia"])
+    assert len(acc) == 4 and len(a["group_acc"]) == 2
+    assert a["best_inertia"] == inertia.min() and a["best_inertia_acc"] == 1.0 and a["best_shared"] == []
+    assert a["group_acc"] == [acc[int(np.argmin(inertia[:2]))], acc[2 + int(np.argmin(inertia[2:]))]]
+    assert "| 0 | 1.0000 |" in kr.markdown({"0": {"acc": 1.0, "inertia": 1.0, "shared": [], "analysis": a}}, "m")

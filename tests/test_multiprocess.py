@@ -79,7 +79,7 @@ def test_two_processes_killed_and_resumed_end_with_the_labels_of_two_devices(tmp
     assert "| mean ± std |" in out0 and "| seed |" not in out1  # results from process 0 only
     assert "seed 0: ACC" in err0 and "seed 0: ACC" not in err1 and "output folder" not in err1
     res = json.loads((out / "results.json").read_text())
-    assert res["parallel"] == {"devices": 2, "processes": 2, "data": "sharded"} and res["runs"][0]["n_iter"] == 12
+    assert res["parallel"] == {"devices": 2, "processes": 2, "data": "sharded", "runs": "replicated"} and res["runs"][0]["n_iter"] == 12
     two = np.load(out / "labels-seed0.npy")
     assert (two == forced).mean() >= 0.99, (two == forced).mean()
     assert not (out / "checkpoints").exists()

@@ -17,8 +17,8 @@ SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     import sdekc_jax as sk
     from sdekc_jax.algorithm import embed_all
-    from sdekc_jax.parallel import data_mesh, data_parallel, place_rows
-    from sdekc_jax.pretrain import init_state
+    from sdekc_jax.parallel import data_mesh, data_parallel, place_rows, place_runs, replicate, runs_layout
+    from sdekc_jax.pretrain import cached_jit, init_state
     from sdekc_jax.run import make_steps
 
     assert jax.device_count() == 4, jax.devices()
@@ -51,13 +51,23 @@ SCRIPT = textwrap.dedent("""
     out["n_iter_equal"] = int(ref.n_iter) == int(par.n_iter)
     out["param_max_diff"] = max(float(np.max(np.abs(a - b))) for a, b in
                                 zip(jax.tree.leaves(ref.params), jax.tree.leaves(par.params)))
-    # seeds in parallel inside the mesh: each seed's batch is sharded
-    keys = jnp.stack([jax.random.key(5), jax.random.key(6)])
-    with data_parallel(mesh):
-        vm = sk.fit(cfg, x, keys, w, verbose=False).result
-    out["vmap_loss_diff"] = max(float(np.max(np.abs(vm.pretrain_loss[i] -
-                                                    sk.fit(cfg, x, keys[i], w, verbose=False).result.pretrain_loss)))
-                                for i in range(2))
+    # seeds in parallel inside the mesh, 4 runs on 4 devices: each seed's batch sharded over the devices
+    # (runs="replicated"), or the seeds split over the devices (runs="auto": 4 divides evenly)
+    keys = jnp.stack([jax.random.key(s) for s in (5, 6, 7, 8)])
+    one = [sk.fit(cfg, x, keys[i], w, verbose=False).result for i in range(4)]
+    for mode in ("replicated", "auto"):
+        with data_parallel(mesh, runs=mode):
+            vm = sk.fit(cfg, x, keys, w, verbose=False).result
+        out[f"vmap_{mode}_loss_diff"] = max(float(np.max(np.abs(vm.pretrain_loss[i] - one[i].pretrain_loss)))
+                                            for i in range(4))
+        out[f"vmap_{mode}_label_agreement"] = min(float(np.mean(vm.labels[i] == one[i].labels)) for i in range(4))
+    with data_parallel(mesh), runs_layout(True):  # the split epoch: each device its run, no collective
+        s4 = make_steps(cfg)
+        st4 = place_runs(jax.vmap(lambda p: init_state(p, s4.pretrain_tx))(jax.vmap(s4.init)(keys)))
+        out["runs_per_device"] = sorted(sh.data.shape[0] for sh in st4["step"].addressable_shards)
+        hlo4 = cached_jit(s4.pretrain_epoch, (0, None, 0, None, None), (0,)).lower(  # the driver's program
+            st4, replicate(x), place_runs(keys), 0, w).compile().as_text()
+    out["collective_in_split_epoch"] = any(c in hlo4 for c in ("all-reduce", "all-gather", "all-to-all"))
     # the rows sharded over the devices, n not a multiple of them: 98 rows on 4 devices (padded to 100)
     x98 = np.concatenate([x, x[:2] * 0.9])
     ref = sk.fit(cfg, x98, jax.random.key(3), w, verbose=False).result
@@ -88,7 +98,8 @@ def four_devices():
 @pytest.mark.slow
 def test_sharded_runs_match_the_unsharded_ones(four_devices):
     """One subprocess: a whole fit (pretraining, embedding, clustering loop) sharded over 4 devices,
-    and vmapped seeds inside the mesh, against the single-device runs (float reassociation only)."""
+    and vmapped seeds inside the mesh (each seed's batch sharded, or the seeds split over the devices),
+    against the single-device runs (float reassociation only)."""
     r = four_devices
     assert r["devices"] == 4
     assert r["all_reduce_in_step"], "the gradients of the sharded batch are not reduced across devices"
@@ -96,7 +107,11 @@ def test_sharded_runs_match_the_unsharded_ones(four_devices):
     assert r["embed_sharded"] and r["embed_max_diff"] < 1e-5
     assert r["label_agreement"] > 0.98 and r["n_iter_equal"]
     assert r["param_max_diff"] < 1e-3
-    assert r["vmap_loss_diff"] < 1e-5
+    # vmapped seeds: each seed's batch sharded, or the seeds split one per device with no collective
+    # in the training step; either way each run is the one-by-one run up to float tolerance
+    assert r["runs_per_device"] == [1, 1, 1, 1] and not r["collective_in_split_epoch"]
+    for mode in ("replicated", "auto"):
+        assert r[f"vmap_{mode}_loss_diff"] < 1e-5 and r[f"vmap_{mode}_label_agreement"] > 0.98
     # data="sharded", 98 rows on 4 devices: 25 rows each (two zero rows of padding, cut off inside
     # the programs), the single-device results up to float reassociation
     assert r["rows_per_device"] == [25, 25, 25, 25]
@@ -148,3 +163,34 @@ def test_data_placement_rule_and_padding():
     assert first_rows(cut.__wrapped__, 1, 5) is cut  # one wrapper per (f, pos, n): jit caches stay warm
     padded = jnp.concatenate([jnp.asarray(x), jnp.zeros((1, 2))])
     np.testing.assert_allclose(np.asarray(jax.jit(cut)(2.0, padded)), 2 * x[:5].sum(0))
+
+
+def test_run_split_rule():
+    """``runs="auto"`` splits a vmapped fit's runs when they divide evenly over the devices and the
+    rows are replicated; ``"sharded"`` refuses, naming why, where it cannot; ``"replicated"`` never
+    splits; and a fit that cannot split raises before any work."""
+    import jax
+    import numpy as np
+
+    import sdekc_jax as sk
+    from sdekc_jax.parallel import split_runs
+
+    assert not split_runs(4)  # no mesh
+    four = SimpleNamespace(axis_names=("data",), size=4)
+    with data_parallel(four):
+        assert split_runs(8) and not split_runs(6) and not split_runs(None) and not split_runs(4, rows_are_sharded=True)
+    with data_parallel(four, runs="replicated"):
+        assert not split_runs(8)
+    with data_parallel(four, runs="sharded"):
+        assert split_runs(4)
+        for n, rows, why in ((6, False, "6 runs do not divide evenly over 4"), (None, False, "one run"),
+                             (4, True, "rows are sharded")):
+            with pytest.raises(ValueError, match=why):
+                split_runs(n, rows_are_sharded=rows)
+        assert not split_runs(6, strict=False)  # (pretraining only the uncached runs: falls back)
+    with pytest.raises(ValueError, match="runs must be one of"):
+        with data_parallel(four, runs="split"):
+            pass
+    cfg = sk.RunConfig(n_clusters=2, image_shape=(1, 4, 1), arch="dense", hidden=(), pretrain_epochs=0, max_iters=1)
+    with data_parallel(data_mesh(), runs="sharded"), pytest.raises(ValueError, match="one run"):
+        sk.fit(cfg, np.zeros((8, 1, 4, 1), np.float32), jax.random.key(0), verbose=False)
