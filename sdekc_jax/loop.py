@@ -60,10 +60,11 @@ def init_loop_state(params: Any, tx: optax.GradientTransformation, labels: jax.A
                     n: int, batch_size: int, max_iters: int, record_names: tuple[str, ...] = (),
                     record_labels: bool = False, shuffle: bool = True) -> dict:
     """The state before the first iteration. ``key`` draws the fixed mini-batch order (with
-    ``shuffle=False``: the stored order) and every refresh's randomness (``fold_in(key, iteration)``). The history has ``max_iters`` entries:
-    ``n_changed`` (-1 where no iteration ran), ``loss`` and each of ``record_names`` (NaN where
-    none ran; the final iteration takes no steps, so its loss is NaN) and, with
-    ``record_labels``, every refresh's labels (``(max_iters, n)``, -1 where none ran)."""
+    ``shuffle=False``: the stored order) and every refresh's randomness (``fold_in(key,
+    iteration)``). The history has ``max_iters`` entries: ``n_changed`` (-1 where no iteration
+    ran), ``loss`` and each of ``record_names`` (NaN where none ran; the final iteration takes no
+    steps, so its loss is NaN) and, with ``record_labels``, every refresh's labels
+    (``(max_iters, n)``, -1 where none ran)."""
     plan_key, loop_key = jax.random.split(key)
     idx, mask = batch_plan(plan_key, n, batch_size, shuffle)
     nan = jnp.full((max_iters,), jnp.nan, jnp.float32)
