@@ -233,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     mesh = (lambda: data_parallel(data_mesh(devices), data=args.data_placement, runs=args.run_placement)) \
         if devices else contextlib.nullcontext
     todo = [seed for seed in dict.fromkeys(args.seeds) if not any(r_["seed"] == seed for r_ in runs)]
-    run_layout = "one"  # where each seed's run lives: "split" over the devices, or on every device
+    run_layout = None  # with --devices: "sharded" (the seeds split over the devices) or "replicated"
     if devices:
         with mesh():  # (raises here, before any work, if --run-placement sharded cannot split the seeds)
             split = args.vmap_seeds and bool(todo) and split_runs(len(todo), data_placement(4 * x.size) == "sharded")

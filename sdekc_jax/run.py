@@ -90,9 +90,9 @@ def cluster_optimizer(cfg: RunConfig) -> optax.GradientTransformation:
 
 def make_steps(cfg: RunConfig) -> Steps:
     """The step functions of a run of ``cfg``; all pure (jit / vmap them freely). Memoized per
-    config, active data-parallel mesh and layout of the data and runs (``sdekc_jax.parallel``: the
-    mini-batches' sharding and the embedding's layout are fixed when a step is traced), so repeated fits of one
-    config reuse their compiled programs."""
+    config, active data-parallel mesh and layout of the data and runs (``sdekc_jax.parallel``:
+    the mini-batches' sharding and the embedding's layout are fixed when a step is traced), so
+    repeated fits of one config reuse their compiled programs."""
     return _make_steps(cfg, active_mesh(), rows_sharded(), runs_sharded())
 
 

@@ -95,7 +95,8 @@ def test_distributed_flags_are_checked_before_any_work(tmp_path, capsys):
                        (["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "2"],
                         r"--process-id must be an integer in [0, 1]"),
                        (["--devices", "two"], "--devices must be an integer >= 1 or 'all'"),
-                       (["--devices", "64"], "--devices 64: this run has")]:
+                       (["--devices", "64"], "--devices 64: this run has"),
+                       (["--devices", "1", "--run-placement", "sharded"], "add --vmap-seeds")]:
         assert main(["run", "--out", str(tmp_path / "o"), *flags]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and msg in err, err
