@@ -31,6 +31,23 @@ def test_torch_twin_computes_the_same_function(shape):
     assert max_output_difference(params, load_jax_params(TorchCAE(shape, skip_weights=None), params), x) < 1e-4
 
 
+def test_a_pytorch_network_exports_to_our_pytree_and_back():
+    """export_params inverts load_jax_params exactly, and a network initialised by PyTorch
+    computes the same function once exported (the cross-implementation experiment relies on it)."""
+    torch = pytest.importorskip("torch")
+    from torch_reference import TorchCAE, export_params, load_jax_params, max_output_difference
+
+    shape = (16, 16, 1)
+    params = init_params(jax.random.key(1), RunConfig(n_clusters=10, image_shape=shape))
+    back = export_params(load_jax_params(TorchCAE(shape), params))
+    assert jax.tree.structure(back) == jax.tree.structure(params)
+    assert all(np.array_equal(np.asarray(a), b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back)))
+    torch.manual_seed(0)
+    model = TorchCAE(shape)  # PyTorch's own initialisation: nonzero biases
+    x = jax.random.uniform(jax.random.key(0), (4,) + shape)
+    assert max_output_difference(export_params(model), model, x) < 1e-4
+
+
 @pytest.mark.parametrize("shape", [(16, 16, 1), (28, 28, 1)])
 def test_natural_torch_cae_has_our_layers(shape):
     """The natural PyTorch comparator: the same parameter count (layers and widths) and shapes as

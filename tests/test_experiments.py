@@ -189,3 +189,20 @@ def test_kmeans_restarts_names_merged_classes_and_picks_each_groups_lowest_inert
     assert a["best_inertia"] == inertia.min() and a["best_inertia_acc"] == 1.0 and a["best_shared"] == []
     assert a["group_acc"] == [acc[int(np.argmin(inertia[:2]))], acc[2 + int(np.argmin(inertia[2:]))]]
     assert "| 0 | 1.0000 |" in kr.markdown({"0": {"acc": 1.0, "inertia": 1.0, "shared": [], "analysis": a}}, "m")
+
+
+def test_cross_implementation_report_pairs_cells_by_seed():
+    """experiments/cross_implementation.py's report: one column per pretraining x clustering,
+    paired differences over the seeds both cells have (hand-computed), the first refresh's ACC."""
+    ci = _load("cross_implementation")
+    acc = {("jax", "jax"): [0.78, 0.79], ("jax", "torch"): [0.79, 0.78], ("torch", "jax"): [0.80, 0.81]}
+    cells = [{"method": "sdekc", "pretraining": p, "clustering": c, "seed": s, "acc": a, "nmi": a, "first_acc": 0.7,
+              "pretrain_final_mse": 0.0125} for (p, c), v in acc.items() for s, a in enumerate(v)]
+    md = ci.markdown(cells, "usps")
+    assert "| seed | jax × jax | jax × torch | torch × jax |" in md
+    assert "| 1 | 0.7900 | 0.7800 | 0.8100 |" in md
+    assert "pretraining torch − jax, clustered by jax (2 seeds): +0.0200 ± 0.0000" in md
+    assert "clustering torch − jax, on jax pretraining (2 seeds): +0.0000 ± 0.0100" in md
+    assert "on torch pretraining" not in md  # no torch x torch cell: that pair is left out
+    assert "jax**-pretrained embedding (the first refresh, 2 seeds): ACC 0.7000" in md
+    assert ci.cell_name("dekm", "torch", "jax", 3) == "dekm-torch-jax-s3"

@@ -156,6 +156,26 @@ def load_jax_params(model: TorchCAE, params) -> TorchCAE:
     return model
 
 
+def export_params(model: TorchCAE) -> dict:
+    """The inverse of :func:`load_jax_params`: the parameters of ``model`` as the JAX CAE's
+    pytree ``{"encoder", "decoder"}`` (NumPy float32 arrays), so a network trained in PyTorch
+    can be embedded and clustered by ``sdekc_jax``."""
+    g = lambda t: t.detach().cpu().numpy().astype(np.float32)
+    hh, ww, cc = model.last
+    enc, dec = {}, {}
+    for i, conv in enumerate(model.enc):
+        enc[f"conv{i}"] = {"kernel": g(conv.weight).transpose(2, 3, 1, 0).copy(), "bias": g(conv.bias)}
+    w = g(model.embed.weight)  # (d, C*H*W in CHW order)
+    enc["embed"] = {"kernel": w.reshape(-1, cc, hh, ww).transpose(2, 3, 1, 0).reshape(-1, w.shape[0]).copy(),
+                    "bias": g(model.embed.bias)}
+    w = g(model.dec_dense.weight)  # (C*H*W in CHW order, d)
+    dec["dense"] = {"kernel": w.reshape(cc, hh, ww, -1).transpose(3, 1, 2, 0).reshape(w.shape[1], -1).copy(),
+                    "bias": g(model.dec_dense.bias).reshape(cc, hh, ww).transpose(1, 2, 0).reshape(-1).copy()}
+    for j, conv in enumerate(model.dec):
+        dec[f"conv{j}"] = {"kernel": g(conv.weight).transpose(2, 3, 0, 1)[::-1, ::-1].copy(), "bias": g(conv.bias)}
+    return {"encoder": enc, "decoder": dec}
+
+
 def to_nchw(x) -> torch.Tensor:
     return torch.from_numpy(np.array(np.asarray(x, np.float32).transpose(0, 3, 1, 2), order="C"))  # a writable copy
 
