@@ -11,6 +11,11 @@ pretraining
                     own batch order (``pretrain_torch``);
   ``jax-torchinit`` PyTorch's initial draw (the twin's, for the same seed) copied into our
                     pytree, then pretrained by ``sdekc_jax`` (isolates the initialisation);
+  ``torch-natural`` the natural PyTorch CAE (``NaturalCAE``: symmetric ``padding=k // 2`` and
+                    ``output_padding``, where Keras and we pad 16 -> 8 as (1, 2)), pretrained
+                    like ``torch``; its initial draw is the twin's (same seed, same parameter
+                    shapes and order), so ``torch-natural`` − ``torch`` is the padding's effect.
+                    Clustered by ``torch`` only: its function has no counterpart in our pytree;
 clustering
   ``jax``           ours (``make_steps(cfg)``: ``cluster_init`` / ``advance`` / ``finish``, the
                     run's own cluster key, so ``jax`` x ``jax`` is the method's normal run);
@@ -55,7 +60,7 @@ from sdekc_jax.methods.base import run_config  # noqa: E402
 from sdekc_jax.metrics import evaluate  # noqa: E402
 from sdekc_jax.validation import resolve_skips  # noqa: E402
 
-PRETRAININGS = ("jax", "torch", "jax-torchinit")
+PRETRAININGS = ("jax", "torch", "jax-torchinit", "torch-natural")
 CLUSTERINGS = ("jax", "torch")
 METHODS = ("sdekc", "dekm")
 
@@ -120,12 +125,31 @@ def jax_cluster(cfg, params, x, seed: int, skip_weights):
     return np.asarray(r.labels), np.asarray(r.first_labels), int(r.n_iter), bool(r.converged)
 
 
-def torch_model(image_shape, skip_weights, seed: int):
+def torch_model(image_shape, skip_weights, seed: int, natural: bool = False):
     import torch
-    from torch_reference import TorchCAE
+    from torch_reference import NaturalCAE, TorchCAE
 
     torch.manual_seed(seed)  # PyTorch's default initialisation, drawn from the seed
-    return TorchCAE(image_shape, skip_weights=None if skip_weights is None else tuple(float(v) for v in skip_weights))
+    cls = NaturalCAE if natural else TorchCAE
+    return cls(image_shape, skip_weights=None if skip_weights is None else tuple(float(v) for v in skip_weights))
+
+
+def natural_pretrained(path: Path, cfg, image_shape, skip_weights, seed: int, xt, log):
+    """The natural PyTorch CAE pretrained like the twin (saved to / reused from ``path``)."""
+    import torch
+    from torch_reference import pretrain_torch
+
+    model = torch_model(image_shape, skip_weights, seed, natural=True)
+    if path.exists():
+        saved = torch.load(path)
+        model.load_state_dict(saved["state"])
+        return model, [float(v) for v in saved["losses"]]
+    log(f"seed {seed}: natural PyTorch CAE pretraining, {cfg.pretrain_epochs} epochs")
+    losses = pretrain_torch(model, xt, cfg.pretrain_epochs, batch_size=cfg.batch_size, lr=cfg.learning_rate, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state": model.state_dict(), "losses": losses}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
+    return model, losses
 
 
 def check_same_function(params, model, x) -> float:
@@ -165,7 +189,7 @@ def markdown(cells: list[dict], dataset: str) -> str:
         present = [pc for pc in combos if any(key[:2] == pc for key in done)]
         seeds = sorted({key[2] for key in done})
         lines += [f"## {m} on {dataset}" + (f" (paper, {table}: ACC {paper[0]:.4f}, NMI {paper[1]:.4f})" if paper else ""),
-                  "", "| seed | " + " | ".join(f"{p} × {c}" for p, c in present) + " | pretraining MSE (jax / torch / jax-torchinit) |",
+                  "", "| seed | " + " | ".join(f"{p} × {c}" for p, c in present) + f" | pretraining MSE ({' / '.join(PRETRAININGS)}) |",
                   "|---|" + "---|" * len(present) + "---|"]
         for s in seeds:
             row = [f"{done[(p, c, s)]['acc']:.4f}" if (p, c, s) in done else "" for p, c in present]
@@ -193,7 +217,10 @@ def markdown(cells: list[dict], dataset: str) -> str:
                  ("initialisation PyTorch's − ours (both pretrained by jax), clustered by jax",
                   ("jax-torchinit", "jax"), ("jax", "jax")),
                  ("pretraining torch − jax from the same initial draw, clustered by jax",
-                  ("torch", "jax"), ("jax-torchinit", "jax"))]
+                  ("torch", "jax"), ("jax-torchinit", "jax")),
+                 ("padding PyTorch's symmetric − Keras' (1, 2), same initial draw, clustered by torch",
+                  ("torch-natural", "torch"), ("torch", "torch")),
+                 ("natural PyTorch CAE − ours, clustered by torch", ("torch-natural", "torch"), ("jax", "torch"))]
         for label, a, b in pairs:
             d = [done[a + (s,)]["acc"] - done[b + (s,)]["acc"] for s in seeds if a + (s,) in done and b + (s,) in done]
             if d:
@@ -242,12 +269,16 @@ def main(argv=None) -> int:
         for m in args.methods:
             cfg, skips = full_config(m, args.dataset, x.shape[1:], k, **overrides)
             for seed in args.seeds:
-                todo = [c for c in args.clusterings if not (out / "cells" / f"{cell_name(m, pre, c, seed)}.json").exists()]
+                todo = [c for c in args.clusterings if not (out / "cells" / f"{cell_name(m, pre, c, seed)}.json").exists()
+                        and not (pre == "torch-natural" and c == "jax")]
                 if not todo:
                     continue
                 t0 = time.perf_counter()
                 saved = out / "params" / f"{m}-{pre}-s{seed}.msgpack"
-                if pre == "jax":
+                if pre == "torch-natural":
+                    natural, losses = natural_pretrained(out / "params" / f"{m}-{pre}-s{seed}.pt", cfg, x.shape[1:],
+                                                         skips, seed, xt, log)
+                elif pre == "jax":
                     params, mse = jax_pretrained(m, x, k, seed, args.dataset, cache, args.pretrain_epochs)
                     losses = [mse]
                 elif saved.exists():
@@ -267,8 +298,11 @@ def main(argv=None) -> int:
                 pre_s = time.perf_counter() - t0
                 for c in todo:
                     t1 = time.perf_counter()
-                    model = load_jax_params(torch_model(x.shape[1:], skips, seed), params)
-                    diff = check_same_function(params, model, x)
+                    if pre == "torch-natural":
+                        model, diff = natural, None
+                    else:
+                        model = load_jax_params(torch_model(x.shape[1:], skips, seed), params)
+                        diff = check_same_function(params, model, x)
                     first_acc = None
                     if c == "jax":
                         labels, first, n_iter, converged = jax_cluster(cfg, params, x, seed, skips)

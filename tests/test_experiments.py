@@ -195,7 +195,8 @@ def test_cross_implementation_report_pairs_cells_by_seed():
     """experiments/cross_implementation.py's report: one column per pretraining x clustering,
     paired differences over the seeds both cells have (hand-computed), the first refresh's ACC."""
     ci = _load("cross_implementation")
-    acc = {("jax", "jax"): [0.78, 0.79], ("jax", "torch"): [0.79, 0.78], ("torch", "jax"): [0.80, 0.81]}
+    acc = {("jax", "jax"): [0.78, 0.79], ("jax", "torch"): [0.79, 0.78], ("torch", "jax"): [0.80, 0.81],
+           ("torch-natural", "torch"): [0.77, 0.80]}
     cells = [{"method": "sdekc", "pretraining": p, "clustering": c, "seed": s, "acc": a, "nmi": a, "first_acc": 0.7,
               "pretrain_final_mse": 0.0125} for (p, c), v in acc.items() for s, a in enumerate(v)]
     md = ci.markdown(cells, "usps")
@@ -204,5 +205,6 @@ def test_cross_implementation_report_pairs_cells_by_seed():
     assert "pretraining torch − jax, clustered by jax (2 seeds): +0.0200 ± 0.0000" in md
     assert "clustering torch − jax, on jax pretraining (2 seeds): +0.0000 ± 0.0100" in md
     assert "on torch pretraining" not in md  # no torch x torch cell: that pair is left out
+    assert "natural PyTorch CAE − ours, clustered by torch (2 seeds): +0.0000 ± 0.0200" in md
     assert "jax**-pretrained embedding (the first refresh, 2 seeds): ACC 0.7000" in md
     assert ci.cell_name("dekm", "torch", "jax", 3) == "dekm-torch-jax-s3"
