@@ -18,7 +18,9 @@ pretraining
                     Clustered by ``torch`` only: its function has no counterpart in our pytree;
 clustering
   ``jax``           ours (``make_steps(cfg)``: ``cluster_init`` / ``advance`` / ``finish``, the
-                    run's own cluster key, so ``jax`` x ``jax`` is the method's normal run);
+                    run's own cluster key; ``advance`` runs as one program, not in the host
+                    driver's chunks, so ``jax`` x ``jax`` rounds differently from the method's
+                    run: the same distribution, not the same bits);
   ``torch``         ``torch_reference.sdekc_torch``: Algorithm 1 as DEKM.py writes it (scikit-
                     learn ``KMeans(n_init=10)`` per refresh, NumPy ``eigh``, PyTorch Adam).
 
