@@ -41,6 +41,7 @@ after every cell. Needs PyTorch and scikit-learn.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
@@ -56,7 +57,7 @@ import table3  # noqa: E402
 from sdekc_jax.cache import PretrainCache, default_cache_dir  # noqa: E402
 from sdekc_jax.cli import _enable_compilation_cache  # noqa: E402
 from sdekc_jax.config import paper_result  # noqa: E402
-from sdekc_jax.io import atomic_write_json, atomic_write_text  # noqa: E402
+from sdekc_jax.io import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
 from sdekc_jax.methods import get_method, run  # noqa: E402
 from sdekc_jax.methods.base import run_config  # noqa: E402
 from sdekc_jax.metrics import evaluate  # noqa: E402
@@ -148,9 +149,10 @@ def natural_pretrained(path: Path, cfg, image_shape, skip_weights, seed: int, xt
         return model, [float(v) for v in saved["losses"]]
     log(f"seed {seed}: natural PyTorch CAE pretraining, {cfg.pretrain_epochs} epochs")
     losses = pretrain_torch(model, xt, cfg.pretrain_epochs, batch_size=cfg.batch_size, lr=cfg.learning_rate, seed=seed)
+    buf = io.BytesIO()
+    torch.save({"state": model.state_dict(), "losses": losses}, buf)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state": model.state_dict(), "losses": losses}, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
+    atomic_write_bytes(path, buf.getvalue())
     return model, losses
 
 
@@ -167,9 +169,7 @@ def save_params(path: Path, params, losses) -> None:
     from flax import serialization
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(serialization.msgpack_serialize({"params": params, "losses": np.asarray(losses, np.float32)}))
-    tmp.replace(path)
+    atomic_write_bytes(path, serialization.msgpack_serialize({"params": params, "losses": np.asarray(losses, np.float32)}))
 
 
 def load_params(path: Path):
@@ -298,13 +298,13 @@ def main(argv=None) -> int:
                     params, losses = jax_pretrain_from(cfg, params0, x, seed, skips, log)
                     save_params(saved, params, losses)
                 pre_s = time.perf_counter() - t0
+                if pre == "torch-natural":
+                    model, diff = natural, None
+                else:  # the PyTorch copy, checked once (only the torch clustering trains it, once)
+                    model = load_jax_params(torch_model(x.shape[1:], skips, seed), params)
+                    diff = check_same_function(params, model, x)
                 for c in todo:
                     t1 = time.perf_counter()
-                    if pre == "torch-natural":
-                        model, diff = natural, None
-                    else:
-                        model = load_jax_params(torch_model(x.shape[1:], skips, seed), params)
-                        diff = check_same_function(params, model, x)
                     first_acc = None
                     if c == "jax":
                         labels, first, n_iter, converged = jax_cluster(cfg, params, x, seed, skips)
