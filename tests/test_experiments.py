@@ -208,3 +208,64 @@ def test_cross_implementation_report_pairs_cells_by_seed():
     assert "natural PyTorch CAE − ours, clustered by torch (2 seeds): +0.0000 ± 0.0200" in md
     assert "jax**-pretrained embedding (the first refresh, 2 seeds): ACC 0.7000" in md
     assert ci.cell_name("dekm", "torch", "jax", 3) == "dekm-torch-jax-s3"
+
+
+def test_keras_reference_numpy_pieces_match_ours_and_hand_counts():
+    """experiments/keras_reference.py (TensorFlow is imported only to run it): the changed-point
+    count is blind to label names, ACC / NMI agree with ``sdekc_jax.metrics``, the greedy frame is
+    the scatter's eigenbasis in ascending order, and the report pairs the Keras cells with ours."""
+    from sdekc_jax.metrics import evaluate
+
+    kr = _load("keras_reference")
+    rng = np.random.default_rng(0)
+    old = rng.integers(0, 4, 60)
+    renamed = np.array([2, 0, 3, 1])[old]
+    assert kr.n_changed(old, renamed, 4) == 0
+    moved = renamed.copy()
+    moved[[5, 9]] = (moved[[5, 9]] + 1) % 4
+    assert kr.n_changed(old, moved, 4) == 2
+    assert kr.n_changed(-np.ones(60, int), renamed, 4) == 60
+    y = rng.integers(0, 4, 60)
+    acc, nmi = kr.acc_nmi(y, moved)
+    ref = evaluate(y, moved)
+    assert acc == pytest.approx(ref["acc"]) and nmi == pytest.approx(ref["nmi"], abs=1e-9)
+
+    h = rng.normal(size=(60, 3)).astype(np.float32) * np.array([1.0, 3.0, 0.3], np.float32)
+    centres = np.stack([h[old == j].mean(0) for j in range(4)])
+    v, hv, uv = kr.greedy_frame(h, old, centres)
+    d = h - centres[old]
+    scatter = v.T @ (d.T @ d) @ v
+    assert np.allclose(v.T @ v, np.eye(3), atol=1e-5)
+    assert np.allclose(scatter, np.diag(np.diag(scatter)), atol=1e-2 * np.abs(scatter).max())
+    assert np.all(np.diff(np.diag(scatter)) > 0)  # ascending: the last coordinate scatters most
+    assert np.allclose(hv, h @ v, atol=1e-5) and np.allclose(uv, centres @ v, atol=1e-5)
+
+    cells = [{"method": "dekm", "seed": s, "acc": a, "nmi": a, "first_acc": 0.7, "n_refreshes": 15,
+              "pretrain_final_mse": 0.012} for s, a in enumerate([0.80, 0.78])]
+    md = kr.markdown(cells, {("dekm", 0): 0.79, ("dekm", 1): 0.79})
+    assert "| 1 | 0.7800 | 0.7800 | 0.7000 | 15 | 0.01200 | 0.7900 |" in md
+    assert "Keras − ours: 0.0000 ± 0.0141 (2 seeds" in md and "## sdekc" not in md
+
+
+@pytest.mark.parametrize("conv", ["lax", "gather"])
+def test_a_keras_network_converts_to_our_function(conv):
+    """keras_reference.to_sdekc_params: a Keras CAE (DEKM.py's layers, Keras 'same' padding, the
+    two weighted skips, Conv2DTranspose's flipped taps) is our network's function to float
+    rounding. The fixture is a small Keras network and its outputs, written by
+    ``experiments/keras_reference.py --write-fixture`` (TensorFlow 2.15)."""
+    import jax.numpy as jnp
+
+    from sdekc_jax.models import reconstruct
+
+    kr = _load("keras_reference")
+    d = np.load(Path(__file__).parent / "data" / "keras_cae_small.npz")
+    params = kr.to_sdekc_params([d[f"w{i}"] for i in range(16)])
+    assert params["encoder"]["conv1"]["kernel"].shape == (5, 5, 4, 6)
+    assert params["decoder"]["conv0"]["kernel"].shape == (3, 3, 8, 6)
+    x_hat, z = reconstruct(params, jnp.asarray(d["x"]), (0.3, 0.7), conv=conv)
+    np.testing.assert_allclose(np.asarray(z), d["z"], atol=1e-5)
+    np.testing.assert_allclose(np.asarray(x_hat), d["x_hat"], atol=1e-5)
+    _, z_plain = reconstruct(params, jnp.asarray(d["x"]), None, conv=conv)
+    np.testing.assert_allclose(np.asarray(z_plain), d["z"], atol=1e-5)  # the skips act after the embedding
+    with pytest.raises(ValueError, match="16 weight arrays"):
+        kr.to_sdekc_params([d["w0"]])
