@@ -227,8 +227,11 @@ def run_cell(method: str, seed: int, x0: np.ndarray, y0: np.ndarray, params_dir:
     t0 = time.perf_counter()
     if path.is_file():
         saved = np.load(path)
-        auto.set_weights([saved[f"w{i}"] for i in range(len(auto.get_weights()))])
         losses = saved["losses"].tolist()
+        if len(losses) != epochs:
+            raise ValueError(f"{path} was pretrained for {len(losses)} epochs, not {epochs}: "
+                             f"use another --out, or remove the file to pretrain again")
+        auto.set_weights([saved[f"w{i}"] for i in range(len(auto.get_weights()))])
         log(f"{method} seed {seed}: pretrained network loaded from {path}")
     else:
         log(f"{method} seed {seed}: pretraining {epochs} epochs")
@@ -269,7 +272,7 @@ def _mean_std(a) -> str:
 
 def markdown(cells: list[dict], ours: dict) -> str:
     """The per-seed table (Keras, and ours where ``ours[(method, seed)]`` holds our ACC) and the
-    paired differences."""
+    difference of the two means with its (Welch) standard error."""
     lines = ["# DEKM.py's protocol in Keras against ours (USPS, full budgets)", "",
              "ACC of the last refresh; ours: `sdekc_jax` pretraining and clustering phase "
              "(the cross-implementation runner's `jax x jax` cells).", ""]
@@ -284,13 +287,14 @@ def markdown(cells: list[dict], ours: dict) -> str:
             lines.append(f"| {c['seed']} | {c['acc']:.4f} | {c['nmi']:.4f} | {c['first_acc']:.4f} | {c['n_refreshes']} | "
                          f"{c['pretrain_final_mse']:.5f} | {'' if o is None else f'{o:.4f}'} |")
         k = [c["acc"] for c in mine]
-        paired = [c["acc"] - ours[(m, c["seed"])] for c in mine if (m, c["seed"]) in ours]
+        o = [a for (mm, _), a in sorted(ours.items()) if mm == m]
         lines += ["", f"- Keras: ACC {_mean_std(k)}, NMI {_mean_std([c['nmi'] for c in mine])}, "
                       f"final pretraining MSE {np.mean([c['pretrain_final_mse'] for c in mine]):.5f} ({len(k)} seeds)"]
-        if paired:
-            lines.append(f"- ours on the same seeds: ACC {_mean_std([ours[(m, c['seed'])] for c in mine if (m, c['seed']) in ours])}; "
-                         f"Keras − ours: {_mean_std(paired)} ({len(paired)} seeds; the seeds draw different "
-                         f"networks in the two frameworks, so this compares distributions)")
+        if len(o) > 1 and len(k) > 1:
+            se = np.sqrt(np.var(k, ddof=1) / len(k) + np.var(o, ddof=1) / len(o))
+            lines.append(f"- ours: ACC {_mean_std(o)} ({len(o)} seeds); Keras − ours: {np.mean(k) - np.mean(o):+.4f} "
+                         f"(standard error {se:.4f}; a seed draws different networks in the two frameworks, so "
+                         f"the runs are compared as two samples, not paired)")
         lines.append("")
     return "\n".join(lines)
 
@@ -352,6 +356,10 @@ def main(argv=None) -> int:
         for s in args.seeds:
             path = cells_dir / f"{m}-keras-s{s}.json"
             if path.is_file():
+                done = json.loads(path.read_text())
+                if done.get("pretrain_epochs") != args.pretrain_epochs:
+                    raise SystemExit(f"{path} was run with {done.get('pretrain_epochs')} pretraining epochs, not "
+                                     f"{args.pretrain_epochs}: use another --out")
                 log(f"{path.name}: done already")
                 continue
             cell = run_cell(m, s, x, y, args.out / "params", args.pretrain_epochs, log)
