@@ -299,14 +299,22 @@ def markdown(cells: list[dict], ours: dict) -> str:
     return "\n".join(lines)
 
 
-def read_ours(folder: Path | None) -> dict:
-    """``{(method, seed): acc}`` from the cross-implementation runner's ``jax x jax`` cells."""
-    if folder is None or not Path(folder).is_dir():
+def read_ours(folders) -> dict:
+    """``{(method, seed): acc}`` from the cross-implementation runner's ``jax x jax`` cells in
+    ``folders`` (a folder, a list of them, or None). A folder that does not exist is an error, and so
+    is one seed's cell found twice with different results."""
+    if folders is None:
         return {}
     out = {}
-    for p in sorted(Path(folder).glob("*-jax-jax-s*.json")):
-        c = json.loads(p.read_text())
-        out[(c["method"], int(c["seed"]))] = float(c["acc"])
+    for folder in [folders] if isinstance(folders, (str, Path)) else folders:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"--ours {folder}: no such folder")
+        for p in sorted(Path(folder).glob("*-jax-jax-s*.json")):
+            c = json.loads(p.read_text())
+            key, acc = (c["method"], int(c["seed"])), float(c["acc"])
+            if key in out and out[key] != acc:
+                raise ValueError(f"{p}: {key} is also in another --ours folder with ACC {out[key]:.4f}")
+            out[key] = acc
     return out
 
 
@@ -316,7 +324,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--data-root", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--ours", type=Path, default=None, help="the cross-implementation runner's cells folder")
+    ap.add_argument("--ours", type=Path, nargs="+", default=None,
+                    help="the cross-implementation runner's cells folder(s), for our jax x jax cells")
     ap.add_argument("--pretrain-epochs", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1, help="TensorFlow intra-op threads")
     ap.add_argument("--write-fixture", type=Path, default=None,
@@ -326,6 +335,10 @@ def main(argv=None) -> int:
         ap.error("--pretrain-epochs must be at least 1")
     if args.out is None and args.write_fixture is None:
         ap.error("--out is required (or --write-fixture)")
+    try:
+        read_ours(args.ours)  # a wrong --ours fails now, not after the first cell
+    except (OSError, ValueError) as e:
+        ap.error(str(e))
 
     import tensorflow as tf
 

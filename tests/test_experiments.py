@@ -210,10 +210,10 @@ def test_cross_implementation_report_pairs_cells_by_seed():
     assert ci.cell_name("dekm", "torch", "jax", 3) == "dekm-torch-jax-s3"
 
 
-def test_keras_reference_numpy_pieces_match_ours_and_hand_counts():
+def test_keras_reference_numpy_pieces_match_ours_and_hand_counts(tmp_path):
     """experiments/keras_reference.py (TensorFlow is imported only to run it): the changed-point
     count is blind to label names, ACC / NMI agree with ``sdekc_jax.metrics``, the greedy frame is
-    the scatter's eigenbasis in ascending order, and the report pairs the Keras cells with ours."""
+    the scatter's eigenbasis in ascending order, and the report sets the Keras cells beside ours."""
     from sdekc_jax.metrics import evaluate
 
     kr = _load("keras_reference")
@@ -248,6 +248,19 @@ def test_keras_reference_numpy_pieces_match_ours_and_hand_counts():
     # means 0.80 and 0.78; standard error sqrt(0.02**2 / 3 + 0.01414**2 / 2) = 0.0153
     assert "Keras: ACC 0.8000 ± 0.0200" in md and "Keras − ours: +0.0200 (standard error 0.0153" in md
     assert "## sdekc" not in md
+
+    # our cells may sit in several runner folders; a seed found twice must agree, a missing folder is an error
+    for name, cells_here in (("a", {"dekm-jax-jax-s0": 0.79, "dekm-jax-torch-s0": 0.1}),
+                             ("b", {"dekm-jax-jax-s5": 0.81, "dekm-jax-jax-s0": 0.79})):
+        (tmp_path / name).mkdir()
+        for stem, acc in cells_here.items():
+            (tmp_path / name / f"{stem}.json").write_text(json.dumps({"method": "dekm", "seed": int(stem[-1]), "acc": acc}))
+    assert kr.read_ours([tmp_path / "a", tmp_path / "b"]) == {("dekm", 0): 0.79, ("dekm", 5): 0.81}
+    (tmp_path / "b" / "dekm-jax-jax-s0.json").write_text(json.dumps({"method": "dekm", "seed": 0, "acc": 0.5}))
+    with pytest.raises(ValueError, match="another --ours folder"):
+        kr.read_ours([tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(FileNotFoundError):
+        kr.read_ours([tmp_path / "nothere"])
 
 
 @pytest.mark.parametrize("conv", ["lax", "gather"])
