@@ -34,7 +34,7 @@ next run (several processes may share ``--out``); the pretrained network is save
 ``--ours`` names the cross-implementation cells. :func:`to_sdekc_params` converts a saved network
 to our pytree (``--write-fixture`` writes the data of the test that checks it).
 
-    python experiments/keras_reference.py --methods dekm sdekc --seeds 0 1 2 3 4 \
+    python experiments/keras_reference.py --methods dekm sdekc --seeds 0 1 2 3 4 5 6 7 8 9 \
         --data-root ../shared/data --out results/keras-reference \
         --ours results/cross-implementation/cells
 """

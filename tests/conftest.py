@@ -2,7 +2,17 @@
 shared by the tests (and the CLI subprocesses) of one session."""
 import os
 
-import jax
+# The test programs are compiled at XLA:CPU's backend optimisation level 1: their shapes are tiny, so
+# compiling them costs more than running them. The driver already compiles its run-once programs at
+# this level (a test checks they give the default level's bits); level 0 would round differently (no
+# fused multiply-adds). Every comparison in the tests is between programs compiled the same way.
+# SDEKC_JAX_TEST_OPT_LEVEL=default runs them at XLA's default level instead.
+if os.environ.get("SDEKC_JAX_TEST_OPT_LEVEL", "1") != "default" and \
+        "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + f" --xla_backend_optimization_level={os.environ.get('SDEKC_JAX_TEST_OPT_LEVEL', '1')}").strip()
+
+import jax  # noqa: E402
 import pytest
 
 
