@@ -2,17 +2,7 @@
 shared by the tests (and the CLI subprocesses) of one session."""
 import os
 
-# The test programs are compiled at XLA:CPU's backend optimisation level 0: their shapes are tiny, so
-# compiling them costs more than running them. Level 0 rounds some expressions differently from the
-# default level (no fused multiply-adds), so every comparison in the tests is between programs
-# compiled the same way, and the tests that pin the default level's bits ask for it explicitly.
-# (Level 1 is not used: XLA:CPU 0.10.2 fails to compile one of the clustering loop's fusions there.)
-# SDEKC_JAX_TEST_OPT_LEVEL=default runs the tests at XLA's default level instead.
-_level = os.environ.get("SDEKC_JAX_TEST_OPT_LEVEL", "0")
-if _level != "default" and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_backend_optimization_level={_level}").strip()
-
-import jax  # noqa: E402
+import jax
 import pytest
 
 
